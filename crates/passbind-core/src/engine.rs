@@ -1,0 +1,302 @@
+//! The engine: the flows' entry points, wired to their ports.
+
+use crate::auth::{self, NewApiKey};
+use crate::crypto::{keyed_hash, KeyRing};
+use crate::error::CoreError;
+use crate::machine::{self, effective_state, Event};
+use crate::model::*;
+use crate::ports::{Clock, IdvProvider, RelyingParty, Rng, Store};
+use passbind_proto::session::{Flow, IdvView, SessionState, SessionView};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Who verifies WebAuthn.
+#[derive(Clone)]
+pub enum RpMode {
+    /// Passbind is the relying party: it issues options and verifies attestations/assertions.
+    BuiltIn(Arc<dyn RelyingParty>),
+    /// The integrator's IDP verifies WebAuthn; Passbind gates completion on the IDV verdict.
+    External,
+}
+
+/// The secret keys the engine needs.
+#[derive(Clone)]
+pub struct Keys {
+    /// Wraps the per-user data keys of biometric tokens.
+    pub ebt: KeyRing,
+    /// Keys the hash of external user ids sent to providers and written to the audit trail.
+    pub user_ref_key: Zeroizing<[u8; 32]>,
+}
+
+/// Policy knobs of the flows.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub session_ttl_default_secs: u64,
+    pub session_ttl_min_secs: u64,
+    pub session_ttl_max_secs: u64,
+    /// The provider new sessions use.
+    pub idv_provider: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_default_secs: 900,
+            session_ttl_min_secs: 30,
+            session_ttl_max_secs: 3600,
+            idv_provider: "simulator".to_owned(),
+        }
+    }
+}
+
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: Arc<dyn Rng>,
+    pub(crate) idv: BTreeMap<String, Arc<dyn IdvProvider>>,
+    pub(crate) rp: RpMode,
+    pub(crate) keys: Keys,
+    pub(crate) config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+        idv: Vec<Arc<dyn IdvProvider>>,
+        rp: RpMode,
+        keys: Keys,
+        config: EngineConfig,
+    ) -> Result<Self, CoreError> {
+        let idv: BTreeMap<_, _> = idv.into_iter().map(|p| (p.name().to_owned(), p)).collect();
+        if !idv.contains_key(&config.idv_provider) {
+            return Err(CoreError::UnknownIdvProvider(config.idv_provider.clone()));
+        }
+        Ok(Self {
+            store,
+            clock,
+            rng,
+            idv,
+            rp,
+            keys,
+            config,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn rp_mode(&self) -> &RpMode {
+        &self.rp
+    }
+
+    pub(crate) fn provider(&self, name: &str) -> Result<&Arc<dyn IdvProvider>, CoreError> {
+        self.idv
+            .get(name)
+            .ok_or_else(|| CoreError::UnknownIdvProvider(name.to_owned()))
+    }
+
+    /// The keyed hash of an external user id, as providers and the audit trail see it.
+    pub fn user_ref(&self, external_user_id: &str) -> String {
+        hex::encode(keyed_hash(
+            &*self.keys.user_ref_key,
+            "passbind/user-ref/v1",
+            external_user_id.as_bytes(),
+        ))
+    }
+
+    pub(crate) fn ttl_ms(&self, requested: Option<u64>) -> Result<i64, CoreError> {
+        let c = &self.config;
+        let secs = requested.unwrap_or(c.session_ttl_default_secs);
+        if secs < c.session_ttl_min_secs || secs > c.session_ttl_max_secs {
+            return Err(CoreError::Validation {
+                field: "ttl_seconds".to_owned(),
+                message: format!(
+                    "must be between {} and {} seconds",
+                    c.session_ttl_min_secs, c.session_ttl_max_secs
+                ),
+            });
+        }
+        i64::try_from(secs)
+            .map(|s| s * 1000)
+            .map_err(|_| CoreError::validation("ttl_seconds", "too large"))
+    }
+
+    // ---- API keys -------------------------------------------------------------------------
+
+    /// Creates an API key; the returned token is shown once and never stored.
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        scopes: &[String],
+    ) -> Result<NewApiKey, CoreError> {
+        let key = auth::new_api_key(&*self.rng, name, scopes, self.now())?;
+        self.store
+            .commit(vec![Write::InsertApiKey(key.record.clone())])
+            .await?;
+        Ok(key)
+    }
+
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), CoreError> {
+        match self
+            .store
+            .commit(vec![Write::RevokeApiKey {
+                id: id.to_owned(),
+                at: self.now(),
+            }])
+            .await
+        {
+            Err(StoreError::Conflict(Conflict::NotFound)) => Err(CoreError::validation(
+                "id",
+                "no active API key with this id",
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    /// Resolves a bearer token to its key record, or `Unauthorized`.
+    pub async fn authenticate_api_key(&self, token: &str) -> Result<ApiKeyRecord, CoreError> {
+        let (id, secret) = auth::parse_token(token).ok_or(CoreError::Unauthorized)?;
+        let record = self
+            .store
+            .api_key(id)
+            .await?
+            .ok_or(CoreError::Unauthorized)?;
+        auth::check(&record, &secret)?;
+        Ok(record)
+    }
+
+    // ---- sessions, common to every flow ------------------------------------------------------
+
+    pub(crate) async fn load_session(
+        &self,
+        id: &str,
+        flow: Flow,
+    ) -> Result<SessionRecord, CoreError> {
+        if !crate::validate::is_record_id(id) {
+            return Err(CoreError::SessionNotFound);
+        }
+        match self.store.session(id).await? {
+            Some(s) if s.flow == flow => Ok(s),
+            _ => Err(CoreError::SessionNotFound),
+        }
+    }
+
+    /// Reads a session of the given flow.
+    pub async fn session_view(&self, id: &str, flow: Flow) -> Result<SessionView, CoreError> {
+        let s = self.load_session(id, flow).await?;
+        Ok(self.view(&s, None))
+    }
+
+    /// Cancels a live session of the given flow.
+    pub async fn cancel(&self, id: &str, flow: Flow) -> Result<SessionView, CoreError> {
+        let s = self.load_session(id, flow).await?;
+        let now = self.now();
+        let state = effective_state(s.state, s.expires_at, now);
+        if state == SessionState::Expired {
+            return Err(CoreError::SessionExpired);
+        }
+        let to = machine::next(state, Event::Cancel)
+            .map_err(|_| CoreError::invalid_state(state, "only a live session can be cancelled"))?;
+        let updated = SessionRecord {
+            state: to,
+            version: s.version + 1,
+            updated_at: now,
+            ..s.clone()
+        };
+        self.commit_session_change(
+            &s,
+            vec![Write::UpdateSession {
+                record: updated.clone(),
+                expected_version: s.version,
+            }],
+        )
+        .await?;
+        Ok(self.view(&updated, None))
+    }
+
+    /// Commits a change to a session; a lost race is reported as what the winner did.
+    pub(crate) async fn commit_session_change(
+        &self,
+        read: &SessionRecord,
+        writes: Vec<Write>,
+    ) -> Result<(), CoreError> {
+        match self.store.commit(writes).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(Conflict::SessionVersion)) => {
+                let now_state = self
+                    .store
+                    .session(&read.id)
+                    .await?
+                    .map(|s| effective_state(s.state, s.expires_at, self.now()));
+                match now_state {
+                    Some(state) if state != read.state => Err(CoreError::invalid_state(
+                        state,
+                        "the session changed concurrently",
+                    )),
+                    _ => Err(CoreError::Conflict),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) fn view(
+        &self,
+        s: &SessionRecord,
+        fresh: Option<&crate::ports::StartedRun>,
+    ) -> SessionView {
+        let state = effective_state(s.state, s.expires_at, self.now());
+        let idv = match (&s.idv_provider, &s.idv_run_id) {
+            (Some(provider), Some(run_id)) => Some(IdvView {
+                provider: provider.clone(),
+                run_id: run_id.clone(),
+                sdk_token: fresh.map(|r| r.sdk_token.clone()),
+                capture_url: fresh.and_then(|r| r.capture_url.clone()),
+                verdict: s
+                    .data
+                    .get("idv_verdict")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("pending")
+                    .to_owned(),
+                failure_reason: s.idv_failure,
+                face_only: s
+                    .data
+                    .get("face_only")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            }),
+            _ => None,
+        };
+        SessionView {
+            id: s.id.clone(),
+            flow: s.flow,
+            state,
+            external_user_id: s.external_user_id.clone(),
+            created_at: rfc3339(s.created_at),
+            expires_at: rfc3339(s.expires_at),
+            idv,
+            webauthn: s.data.get("webauthn_options").cloned(),
+            credential_id: s.credential_id.clone(),
+        }
+    }
+}
+
+/// Formats epoch milliseconds as RFC 3339 (UTC).
+pub fn rfc3339(ms: Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

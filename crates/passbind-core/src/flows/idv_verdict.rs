@@ -1,0 +1,179 @@
+//! Inbound identity-verification verdicts, common to every flow that runs one.
+//!
+//! The webhook is trusted only for "something happened to run X": its signature is checked
+//! over the raw body, the delivery is de-duplicated by its event key, the run must belong to a
+//! session of ours that is waiting for it, and the outcome itself is read back from the
+//! provider. Nothing in the webhook body decides a verdict.
+
+use crate::engine::Engine;
+use crate::error::CoreError;
+use crate::machine::{self, effective_state, Event};
+use crate::model::*;
+use crate::ports::{RunOutcome, RunStatus, WebhookEvent};
+use passbind_proto::session::{Flow, IdvFailureReason, SessionState};
+
+/// What the webhook did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// The verdict was applied to the session.
+    Applied { session_id: String, passed: bool },
+    /// This delivery was already applied: nothing changed.
+    Duplicate,
+    /// The session already has its verdict (from another delivery): nothing changed.
+    AlreadySettled,
+    /// The run is not finished yet (the provider says so): nothing changed.
+    NotTerminal,
+    /// A valid event of a kind Passbind does not act on.
+    Ignored,
+}
+
+/// The verdict rules of seed 001 ("Workflow requirements"): only `approved` passes and only
+/// `declined` is a clean failure; anything else terminal is a failure with its own reason.
+pub fn classify(status: &RunStatus) -> Option<Result<(), IdvFailureReason>> {
+    Some(match status {
+        RunStatus::Processing | RunStatus::AwaitingInput => return None,
+        RunStatus::Approved => Ok(()),
+        RunStatus::Declined => Err(IdvFailureReason::Declined),
+        RunStatus::Review => Err(IdvFailureReason::Review),
+        RunStatus::Abandoned => Err(IdvFailureReason::Abandoned),
+        RunStatus::Error => Err(IdvFailureReason::Error),
+        RunStatus::Other(_) => Err(IdvFailureReason::UnknownStatus),
+    })
+}
+
+impl Engine {
+    /// Handles `POST /v1/webhooks/idv/{provider}`.
+    pub async fn handle_idv_webhook(
+        &self,
+        provider_name: &str,
+        header: &(dyn Fn(&str) -> Option<String> + Sync),
+        body: &[u8],
+    ) -> Result<WebhookOutcome, CoreError> {
+        let provider = self.provider(provider_name)?;
+        let (run_id, event_key) = match provider.verify_webhook(header, body)? {
+            WebhookEvent::Ignored { action } => {
+                tracing::debug!(provider = provider_name, action, "webhook ignored");
+                return Ok(WebhookOutcome::Ignored);
+            }
+            WebhookEvent::RunCompleted { run_id, event_key } => (run_id, event_key),
+        };
+        let Some(s) = self
+            .store
+            .session_by_idv_run(provider_name, &run_id)
+            .await?
+        else {
+            tracing::warn!(provider = provider_name, "webhook for an unknown run");
+            return Err(CoreError::UnknownIdvRun);
+        };
+        let outcome = provider.fetch_run(&run_id).await?;
+        if outcome.run_id != run_id {
+            return Err(CoreError::IdvUnavailable(
+                "provider returned another run".into(),
+            ));
+        }
+        self.apply_run_outcome(provider_name, &s, &event_key, &outcome)
+            .await
+    }
+
+    /// Applies a run's authoritative outcome to its session, once.
+    pub async fn apply_run_outcome(
+        &self,
+        provider_name: &str,
+        s: &SessionRecord,
+        event_key: &str,
+        outcome: &RunOutcome,
+    ) -> Result<WebhookOutcome, CoreError> {
+        let now = self.now();
+        let record_event = Write::RecordIdvEvent {
+            provider: provider_name.to_owned(),
+            event_key: event_key.to_owned(),
+            received_at: now,
+        };
+        let state = effective_state(s.state, s.expires_at, now);
+        match state {
+            SessionState::IdvPending => {}
+            SessionState::Expired => return Err(CoreError::SessionExpired),
+            SessionState::Cancelled => {
+                return Err(CoreError::invalid_state(state, "the session was cancelled"))
+            }
+            _ => {
+                // Settled already: remember the delivery so that it stays a duplicate.
+                return match self.store.commit(vec![record_event]).await {
+                    Ok(()) => Ok(WebhookOutcome::AlreadySettled),
+                    Err(StoreError::Conflict(Conflict::DuplicateIdvEvent)) => {
+                        Ok(WebhookOutcome::Duplicate)
+                    }
+                    Err(e) => Err(e.into()),
+                };
+            }
+        }
+        let Some(verdict) = classify(&outcome.status) else {
+            return Ok(WebhookOutcome::NotTerminal);
+        };
+
+        let mut extra = Vec::new();
+        let mut failure = verdict.err();
+        if failure.is_none() && s.flow == Flow::Registration {
+            let has_ebt = self.store.ebt(&s.user_id).await?.is_some();
+            let (writes, fail) =
+                self.registration_verdict_writes(s, outcome.biometric_token.as_ref(), has_ebt)?;
+            extra = writes;
+            failure = fail;
+        }
+        let event = match failure {
+            None => Event::IdvPassed,
+            Some(r) => Event::IdvFailed(r),
+        };
+        let to = machine::next(state, event)
+            .map_err(|_| CoreError::invalid_state(state, "no verdict expected"))?;
+        let passed = failure.is_none();
+        let updated = SessionRecord {
+            state: to,
+            version: s.version + 1,
+            updated_at: now,
+            idv_failure: failure,
+            data: super::registration::with_verdict(&s.data, passed),
+            ..s.clone()
+        };
+        let mut writes = vec![
+            record_event,
+            Write::UpdateSession {
+                record: updated,
+                expected_version: s.version,
+            },
+        ];
+        writes.extend(extra);
+        match self.store.commit(writes).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(Conflict::DuplicateIdvEvent)) => {
+                return Ok(WebhookOutcome::Duplicate)
+            }
+            Err(StoreError::Conflict(Conflict::SessionVersion)) => {
+                // Another delivery settled it first.
+                return Ok(WebhookOutcome::AlreadySettled);
+            }
+            Err(StoreError::Conflict(Conflict::DuplicateEbt)) => {
+                // Another registration of this user stored its token first: keep that one.
+                let fresh = self
+                    .store
+                    .session(&s.id)
+                    .await?
+                    .ok_or(CoreError::SessionNotFound)?;
+                return Box::pin(self.apply_run_outcome(provider_name, &fresh, event_key, outcome))
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(
+            session = %s.id,
+            flow = s.flow.as_str(),
+            passed,
+            reason = failure.map(IdvFailureReason::as_str),
+            "identity verification verdict applied"
+        );
+        Ok(WebhookOutcome::Applied {
+            session_id: s.id.clone(),
+            passed,
+        })
+    }
+}

@@ -1,0 +1,229 @@
+//! The ports through which the core reaches the outside world.
+
+use crate::model::*;
+use async_trait::async_trait;
+use zeroize::Zeroizing;
+
+/// The wall clock, in milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Millis;
+}
+
+/// A cryptographically secure random source.
+pub trait Rng: Send + Sync + 'static {
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// Persistent storage. Reads are plain queries; every change goes through [`Store::commit`],
+/// which applies a list of writes atomically.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn session_by_idv_run(
+        &self,
+        provider: &str,
+        run_id: &str,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    async fn sessions_of_user(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_external_id(
+        &self,
+        external_user_id: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_handle(&self, user_handle: &[u8]) -> Result<Option<UserRecord>, StoreError>;
+
+    async fn ebt(&self, user_id: &str) -> Result<Option<EbtRecord>, StoreError>;
+    /// Every stored biometric token wrapped with a key version other than `current`.
+    async fn ebts_not_under_key(&self, current: u32) -> Result<Vec<EbtRecord>, StoreError>;
+
+    async fn credential(&self, credential_id: &str)
+        -> Result<Option<CredentialRecord>, StoreError>;
+    /// All credentials of the user, revoked ones included, oldest first.
+    async fn credentials_of_user(&self, user_id: &str)
+        -> Result<Vec<CredentialRecord>, StoreError>;
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    async fn secret(&self, hash: &[u8]) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What an identity-verification run is for. Each maps to one configured workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdvPurpose {
+    Registration,
+    StepUp,
+    Recovery,
+}
+
+impl IdvPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registration => "registration",
+            Self::StepUp => "step_up",
+            Self::Recovery => "recovery",
+        }
+    }
+}
+
+/// A request to start a workflow run.
+pub struct StartRun {
+    pub purpose: IdvPurpose,
+    /// Passbind's session id, for the provider's tags and logs.
+    pub session_id: String,
+    /// A keyed hash of the external user id: the provider never sees the id itself.
+    pub customer_user_ref: String,
+    /// The workflow input `encrypted_biometric_token`: empty for a new user's registration,
+    /// the stored (decrypted in memory only) or supplied token otherwise.
+    pub biometric_token: Option<Zeroizing<String>>,
+    /// The integrator's `workflow_input.custom_data`, passed through.
+    pub custom_data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A run the provider created.
+#[derive(Debug, Clone)]
+pub struct StartedRun {
+    pub run_id: String,
+    /// For the device SDK; Passbind returns it once and never stores it.
+    pub sdk_token: String,
+    pub capture_url: Option<String>,
+}
+
+/// The status of a workflow run as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    Processing,
+    AwaitingInput,
+    Approved,
+    Declined,
+    Review,
+    Abandoned,
+    Error,
+    Other(String),
+}
+
+impl RunStatus {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "processing" => Self::Processing,
+            "awaiting_input" | "awaiting_client_input" => Self::AwaitingInput,
+            "approved" => Self::Approved,
+            "declined" => Self::Declined,
+            "review" => Self::Review,
+            "abandoned" => Self::Abandoned,
+            "error" => Self::Error,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, Self::Processing | Self::AwaitingInput)
+    }
+}
+
+/// The authoritative state of a run, read from the provider.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub status: RunStatus,
+    /// `output.encrypted_biometric_token`, if the run produced one.
+    pub biometric_token: Option<Zeroizing<String>>,
+}
+
+/// A verified inbound webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    /// A run reached a terminal status; `event_key` identifies this delivery's content for
+    /// replay protection.
+    RunCompleted { run_id: String, event_key: String },
+    /// A valid, signed event of a kind Passbind does not act on.
+    Ignored { action: String },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IdvError {
+    #[error("webhook signature missing or invalid")]
+    InvalidSignature,
+    #[error("malformed provider message: {0}")]
+    Malformed(String),
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    #[error("provider refused the request: {0}")]
+    Rejected(String),
+}
+
+/// An identity-verification provider (simulator, Entrust/Onfido Studio, witness).
+#[async_trait]
+pub trait IdvProvider: Send + Sync + 'static {
+    /// The provider's name in URLs and records (`simulator`, `onfido`, ...).
+    fn name(&self) -> &str;
+    async fn start_run(&self, req: StartRun) -> Result<StartedRun, IdvError>;
+    /// Checks the signature over the raw body (before any parsing) and parses the event.
+    /// `header` looks a header up by lower-case name.
+    fn verify_webhook(
+        &self,
+        header: &(dyn Fn(&str) -> Option<String> + Sync),
+        body: &[u8],
+    ) -> Result<WebhookEvent, IdvError>;
+    /// Reads a run from the provider: the only source of truth for its outcome.
+    async fn fetch_run(&self, run_id: &str) -> Result<RunOutcome, IdvError>;
+}
+
+/// A credential the relying party verified at registration.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub credential_id: Vec<u8>,
+    pub public_key_cose: Vec<u8>,
+    pub alg: i64,
+    pub sign_count: u32,
+    pub aaguid: [u8; 16],
+    pub transports: Vec<String>,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+    pub user_verified: bool,
+    pub attestation_format: String,
+}
+
+/// A WebAuthn verification failure, with a stable reason for `details.reason`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct RpError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Options and the state to keep until completion.
+pub struct Creation {
+    /// `{"publicKey": PublicKeyCredentialCreationOptions}` as JSON.
+    pub options: serde_json::Value,
+    /// Opaque state for [`RelyingParty::verify_registration`].
+    pub state: serde_json::Value,
+}
+
+/// The built-in WebAuthn relying party.
+pub trait RelyingParty: Send + Sync + 'static {
+    fn creation_options(
+        &self,
+        user_handle: &[u8],
+        user_name: &str,
+        display_name: &str,
+        challenge: [u8; 32],
+        exclude_credential_ids: &[Vec<u8>],
+    ) -> Result<Creation, RpError>;
+
+    fn verify_registration(
+        &self,
+        state: &serde_json::Value,
+        response: &serde_json::Value,
+    ) -> Result<NewCredential, RpError>;
+}

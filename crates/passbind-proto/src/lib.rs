@@ -1,0 +1,8 @@
+//! Passbind wire types: the JSON bodies of the Core API and the stable error codes that clients
+//! match on. Shared by the server, the SDK client and the CLI; depends on no web framework.
+
+pub mod error;
+pub mod registration;
+pub mod session;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
