@@ -1,0 +1,221 @@
+//! SQLite behaviour: the file, its pragmas, the busy timeout, the in-memory database, several
+//! pools on one file.
+
+use crate::fixtures::*;
+use passbind_core::model::{Conflict, StoreError, Write};
+use passbind_core::ports::Store;
+use passbind_store::testing::fresh_sqlite;
+use passbind_store::{connect, ConnectOptions, SqlStore};
+use sqlx::Row;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Barrier;
+
+fn url_of(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("passbind.db").display())
+}
+
+async fn pragma_text(s: &SqlStore, pragma: &str) -> String {
+    let row = sqlx::query(pragma).fetch_one(s.pool()).await.unwrap();
+    row.try_get::<String, _>(0).unwrap()
+}
+
+async fn pragma_int(s: &SqlStore, pragma: &str) -> i64 {
+    let row = sqlx::query(pragma).fetch_one(s.pool()).await.unwrap();
+    row.try_get::<i64, _>(0).unwrap()
+}
+
+#[tokio::test]
+async fn reopened_file_keeps_the_data() {
+    let (s, dir) = fresh_sqlite().await;
+    let u = user(1);
+    s.commit(vec![
+        Write::InsertUser(u.clone()),
+        Write::InsertSession(session("ses_1", &u, T0)),
+        Write::InsertSecret(secret(1, "ses_1")),
+    ])
+    .await
+    .unwrap();
+    s.close().await;
+    drop(s);
+
+    let reopened = connect(&url_of(&dir), ConnectOptions::default())
+        .await
+        .unwrap();
+    reopened.migrate().await.unwrap();
+    assert_eq!(reopened.user(&u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        reopened.session("ses_1").await.unwrap(),
+        Some(session("ses_1", &u, T0))
+    );
+    assert_eq!(
+        reopened.secret(&[1; 32]).await.unwrap(),
+        Some(secret(1, "ses_1"))
+    );
+}
+
+#[tokio::test]
+async fn creates_a_missing_file_with_the_pragmas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    assert!(!path.exists());
+    // The `sqlite:PATH` form works as well as `sqlite://PATH`.
+    let s = connect(
+        &format!("sqlite:{}", path.display()),
+        ConnectOptions {
+            busy_timeout: Duration::from_millis(1234),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(path.exists());
+    assert_eq!(s.backend(), "sqlite");
+    s.migrate().await.unwrap();
+    assert_eq!(pragma_text(&s, "PRAGMA journal_mode").await, "wal");
+    assert_eq!(pragma_int(&s, "PRAGMA foreign_keys").await, 1);
+    assert_eq!(pragma_int(&s, "PRAGMA synchronous").await, 1); // NORMAL
+    assert_eq!(pragma_int(&s, "PRAGMA busy_timeout").await, 1234);
+}
+
+#[tokio::test]
+async fn a_writer_waits_for_the_lock_then_fails_as_backend_error() {
+    let (s, dir) = fresh_sqlite().await;
+    let impatient = connect(
+        &url_of(&dir),
+        ConnectOptions {
+            busy_timeout: Duration::from_millis(300),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    // Another writer holds the write lock.
+    let held = s.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let started = Instant::now();
+    let result = impatient
+        .commit(vec![Write::InsertApiKey(api_key("key_1", T0))])
+        .await;
+    let msg = assert_backend(result);
+    assert!(msg.contains("busy"), "{msg}");
+    assert!(started.elapsed() >= Duration::from_millis(250), "it waited");
+
+    // Once the lock is released, the same change goes through.
+    held.rollback().await.unwrap();
+    impatient
+        .commit(vec![Write::InsertApiKey(api_key("key_1", T0))])
+        .await
+        .unwrap();
+    assert!(s.api_key("key_1").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_writer_waits_for_a_short_lock_and_succeeds() {
+    let (s, _dir) = fresh_sqlite().await;
+    let held = s.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.commit(vec![Write::InsertApiKey(api_key("key_1", T0))])
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    held.commit().await.unwrap();
+    writer.await.unwrap().unwrap();
+    assert!(s.api_key("key_1").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_database() {
+    let s = connect("sqlite::memory:", ConnectOptions::default())
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    s.migrate().await.unwrap();
+    let u = user(1);
+    s.commit(vec![Write::InsertUser(u.clone())]).await.unwrap();
+    assert_eq!(s.user(&u.id).await.unwrap(), Some(u));
+    // Concurrent writers share the single connection; one consumes the secret.
+    s.commit(vec![Write::InsertSecret(secret(1, "ses_1"))])
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.commit(vec![Write::ConsumeSecret {
+                hash: vec![1; 32],
+                at: T0 + i,
+            }])
+            .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => wins += 1,
+            Err(StoreError::Conflict(Conflict::NotFound)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+/// Two pools on one file, as two processes would have: exactly one of the racers wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_on_one_file_race() {
+    let (a, dir) = fresh_sqlite().await;
+    let b = connect(&url_of(&dir), ConnectOptions::default())
+        .await
+        .unwrap();
+    let u = user(1);
+    let v1 = session("ses_1", &u, T0);
+    a.commit(vec![
+        Write::InsertUser(u.clone()),
+        Write::InsertSession(v1.clone()),
+    ])
+    .await
+    .unwrap();
+    let barrier = Arc::new(Barrier::new(16));
+    let mut tasks = Vec::new();
+    for i in 0..16i64 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let barrier = Arc::clone(&barrier);
+        let record = passbind_core::model::SessionRecord {
+            version: 2,
+            updated_at: T0 + i,
+            ..v1.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            s.commit(vec![
+                idv_event("simulator", &format!("evt-{i}")),
+                Write::UpdateSession {
+                    record,
+                    expected_version: 1,
+                },
+            ])
+            .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => wins += 1,
+            other => assert_conflict(other, Conflict::SessionVersion),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(b.session("ses_1").await.unwrap().unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused_without_quoting_them() {
+    for url in ["mysql://root:hunter2@localhost/db", "hunter2", ""] {
+        let msg = assert_backend(connect(url, ConnectOptions::default()).await);
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+    assert_backend(connect("sqlite://", ConnectOptions::default()).await);
+}
