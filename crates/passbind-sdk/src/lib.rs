@@ -1,0 +1,3 @@
+pub mod authenticator;
+pub mod client;
+pub mod device;
