@@ -1,0 +1,193 @@
+//! Settings, from flags or environment variables (every flag has one), validated at start.
+//! `Debug` never shows a secret.
+
+use clap::{Args, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Zero configuration: SQLite, generated keys, the IDV simulator, loopback. Not for real users.
+    Dev,
+    /// Refuses the simulator, generated keys and plain-HTTP public origins.
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RpModeSetting {
+    /// Passbind issues WebAuthn options and verifies attestations and assertions.
+    Builtin,
+    /// The integrator's IDP verifies WebAuthn; Passbind gates completion on the IDV verdict.
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A secret setting: shown as `<redacted>` in Debug output and logs.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("<unset>")
+        } else {
+            f.write_str("<redacted>")
+        }
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// `passbind serve` settings.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// `dev` (default: zero configuration, never for real users) or `production`.
+    #[arg(long, env = "PASSBIND_MODE", value_enum, default_value = "dev")]
+    pub mode: Mode,
+
+    /// Address to listen on. Dev mode stays on loopback unless told otherwise.
+    #[arg(long, env = "PASSBIND_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Where the embedded database and the dev keys live.
+    #[arg(long, env = "PASSBIND_DATA_DIR", default_value = "./passbind-data")]
+    pub data_dir: PathBuf,
+
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite in the data directory.
+    #[arg(long, env = "PASSBIND_DATABASE_URL")]
+    pub database_url: Option<Secret>,
+
+    /// Maximum database connections of this replica.
+    #[arg(long, env = "PASSBIND_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// The URL integrators and devices use to reach this server (deep links, capture URL).
+    /// Default: http://<listen>.
+    #[arg(long, env = "PASSBIND_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+
+    /// Who verifies WebAuthn: `builtin` (Passbind) or `external` (the integrator's IDP).
+    #[arg(long, env = "PASSBIND_RP_MODE", value_enum, default_value = "builtin")]
+    pub rp_mode: RpModeSetting,
+
+    /// WebAuthn relying-party id (a registrable domain; `localhost` in dev).
+    #[arg(long, env = "PASSBIND_RP_ID", default_value = "localhost")]
+    pub rp_id: String,
+
+    /// WebAuthn relying-party name shown by authenticators.
+    #[arg(long, env = "PASSBIND_RP_NAME", default_value = "Passbind")]
+    pub rp_name: String,
+
+    /// Allowed WebAuthn origins, comma-separated: `https://app.example.com`,
+    /// `android:apk-key-hash:<base64url>`. Default in dev: http://localhost:<listen port>.
+    #[arg(long, env = "PASSBIND_RP_ORIGINS", value_delimiter = ',')]
+    pub rp_origins: Vec<String>,
+
+    /// Require user verification (biometric or PIN on the device) in every ceremony.
+    #[arg(long, env = "PASSBIND_REQUIRE_USER_VERIFICATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub require_user_verification: bool,
+
+    /// Identity-verification provider: `simulator` (dev only) or `onfido`.
+    #[arg(long, env = "PASSBIND_IDV_PROVIDER", default_value = "simulator")]
+    pub idv_provider: String,
+
+    /// Studio workflow id for enrolment.
+    #[arg(long, env = "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID")]
+    pub registration_workflow_id: Option<String>,
+
+    /// Studio workflow id for step-up verification.
+    #[arg(long, env = "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID")]
+    pub step_up_workflow_id: Option<String>,
+
+    /// Studio workflow id for recovery verification (may equal the step-up id).
+    #[arg(long, env = "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID")]
+    pub recovery_workflow_id: Option<String>,
+
+    /// Key ring for biometric tokens: `VERSION:BASE64KEY[,VERSION:BASE64KEY...]` (32-byte keys;
+    /// the highest version seals new data). Required in production; generated in dev.
+    #[arg(long, env = "PASSBIND_KEYRING")]
+    pub keyring: Option<Secret>,
+
+    /// Key (base64, 32 bytes) for the keyed hash of external user ids. Required in production.
+    #[arg(long, env = "PASSBIND_USER_REF_KEY")]
+    pub user_ref_key: Option<Secret>,
+
+    /// Default session time to live, seconds.
+    #[arg(long, env = "PASSBIND_SESSION_TTL_SECONDS", default_value_t = 900)]
+    pub session_ttl_seconds: u64,
+
+    /// Smallest session time to live a request may ask for, seconds.
+    #[arg(long, env = "PASSBIND_SESSION_TTL_MIN_SECONDS", default_value_t = 30)]
+    pub session_ttl_min_seconds: u64,
+
+    /// Largest session time to live a request may ask for, seconds.
+    #[arg(long, env = "PASSBIND_SESSION_TTL_MAX_SECONDS", default_value_t = 3600)]
+    pub session_ttl_max_seconds: u64,
+
+    /// Largest request body accepted, bytes.
+    #[arg(long, env = "PASSBIND_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Simulator: milliseconds between a capture and its verdict.
+    #[arg(
+        long,
+        env = "PASSBIND_SIMULATOR_DECISION_DELAY_MS",
+        default_value_t = 20
+    )]
+    pub simulator_decision_delay_ms: u64,
+
+    /// Log filter (tracing syntax), e.g. `info` or `passbind=debug,info`.
+    #[arg(long, env = "PASSBIND_LOG", default_value = "info")]
+    pub log: String,
+
+    /// `pretty` for people, `json` for log pipelines.
+    #[arg(
+        long,
+        env = "PASSBIND_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Settings for tests and the demo: dev mode on an ephemeral loopback port.
+    pub fn for_tests(data_dir: PathBuf, database_url: Option<String>) -> Self {
+        Self {
+            mode: Mode::Dev,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            database_url: database_url.map(Secret),
+            database_max_connections: 8,
+            public_url: None,
+            rp_mode: RpModeSetting::Builtin,
+            rp_id: "localhost".into(),
+            rp_name: "Passbind".into(),
+            rp_origins: Vec::new(),
+            require_user_verification: true,
+            idv_provider: "simulator".into(),
+            registration_workflow_id: None,
+            step_up_workflow_id: None,
+            recovery_workflow_id: None,
+            keyring: None,
+            user_ref_key: None,
+            session_ttl_seconds: 900,
+            session_ttl_min_seconds: 1,
+            session_ttl_max_seconds: 3600,
+            max_body_bytes: 64 * 1024,
+            simulator_decision_delay_ms: 5,
+            log: "warn".into(),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `POST /v1/webhooks/idv/{provider}`: inbound identity-verification webhooks, authenticated
+//! by their signature over the raw body only (no API key).
+
+use crate::app::AppState;
+use crate::error::{body_rejection, ApiError, ApiPath};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use passbind_core::flows::idv_verdict::WebhookOutcome;
+use passbind_proto::ErrorBody;
+use serde::Serialize;
+use std::sync::atomic::Ordering;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(idv_webhook))
+}
+
+#[derive(Serialize, ToSchema)]
+struct WebhookAck {
+    /// `applied`, `duplicate`, `already_settled`, `not_terminal` or `ignored`.
+    status: &'static str,
+}
+
+/// Receive an identity-verification webhook. The signature is checked over the raw body
+/// before parsing; the run's outcome is then read back from the provider.
+#[utoipa::path(post, path = "/v1/webhooks/idv/{provider}", tag = "webhooks",
+    params(("provider" = String, Path, description = "`simulator` or `onfido`")),
+    request_body(content = String, content_type = "application/json"),
+    responses(
+        (status = 200, body = WebhookAck),
+        (status = 401, description = "invalid_signature", body = ErrorBody),
+        (status = 404, description = "unknown_idv_run, unknown_idv_provider", body = ErrorBody),
+        (status = 409, description = "invalid_state", body = ErrorBody),
+        (status = 410, description = "session_expired", body = ErrorBody),
+    ))]
+async fn idv_webhook(
+    State(st): State<AppState>,
+    ApiPath(provider): ApiPath<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<WebhookAck>, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    let lookup = |name: &str| -> Option<String> {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let result = st
+        .engine
+        .handle_idv_webhook(&provider, &lookup, &body)
+        .await;
+    let m = &st.metrics;
+    let status = match result {
+        Ok(WebhookOutcome::Applied { .. }) => {
+            m.webhooks_applied.fetch_add(1, Ordering::Relaxed);
+            "applied"
+        }
+        Ok(WebhookOutcome::Duplicate) => {
+            m.webhooks_duplicate.fetch_add(1, Ordering::Relaxed);
+            "duplicate"
+        }
+        Ok(WebhookOutcome::AlreadySettled) => "already_settled",
+        Ok(WebhookOutcome::NotTerminal) => "not_terminal",
+        Ok(WebhookOutcome::Ignored) => "ignored",
+        Err(e) => {
+            m.webhooks_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(provider, code = e.code().as_str(), "webhook refused");
+            return Err(e.into());
+        }
+    };
+    Ok(Json(WebhookAck { status }))
+}
