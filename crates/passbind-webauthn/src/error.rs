@@ -72,6 +72,9 @@ pub enum WebauthnError {
     /// The persisted registration state could not be used.
     #[error("invalid registration state: {0}")]
     InvalidState(String),
+    /// The caller passed an invalid argument (e.g. an empty or over-long user handle).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 impl WebauthnError {
@@ -97,6 +100,7 @@ impl WebauthnError {
             WebauthnError::AttestationInvalid(_) => "attestation_invalid",
             WebauthnError::UntrustedAttestation(_) => "untrusted_attestation",
             WebauthnError::InvalidState(_) => "invalid_state",
+            WebauthnError::InvalidInput(_) => "invalid_input",
         }
     }
 

@@ -6,9 +6,12 @@
 //!
 //! * **Registration** ([`RelyingParty::creation_options`], [`RelyingParty::verify_registration`])
 //!   goes through webauthn-rs-core 0.6's `register_credential` for every attestation it can
-//!   verify; the few cases it cannot verify at all (TPM, EdDSA/RSA-PSS/RS384/RS512 keys, ES512
-//!   self attestation) use Passbind's own verifiers (see `attestation`), and the certificate
-//!   trust path is checked at a caller-supplied time.
+//!   verify. The inputs it cannot verify (TPM; EdDSA, RSA-PSS, RS384/RS512 keys; ES512 self
+//!   attestation; a non-dictionary `tokenBinding`) or rejects only by a rule Passbind reads
+//!   differently (packed certificate without basicConstraints) or makes a policy (android-key
+//!   without origin/purpose) use Passbind's own L3 §8 verifiers (module `attestation`). The
+//!   certificate trust path is validated by Passbind at a caller-supplied time, because
+//!   `register_credential` only checks chains at `SystemTime::now()`.
 //! * **Authentication** ([`RelyingParty::verify_assertion`]) is the hot path of routine sign-in
 //!   and is implemented here, step by step after WebAuthn L3 §7.2, on `ring`, with the
 //!   credential key parsed once ([`PublicKey::from_cose`]).
@@ -235,6 +238,17 @@ mod tests {
     }
 
     #[test]
+    fn thread_safety() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<RelyingParty>();
+        send_sync::<PublicKey>();
+        send_sync::<StoredCredential>();
+        send_sync::<RegistrationChallenge>();
+        send_sync::<AssertionResponse>();
+        send_sync::<WebauthnError>();
+    }
+
+    #[test]
     fn config_validation() {
         assert!(RelyingParty::new(cfg(&["https://example.com"])).is_ok());
         assert!(RelyingParty::new(cfg(&["https://login.example.com:8443/"])).is_ok());
@@ -318,6 +332,18 @@ mod tests {
         let back: RegistrationChallenge = serde_json::from_str(&json).unwrap();
         assert_eq!(back.challenge(), vec![7u8; 32]);
 
+        assert_eq!(
+            rp.creation_options(b"", "a", "A", [0u8; 32], &[])
+                .unwrap_err()
+                .code(),
+            "invalid_input"
+        );
+        assert_eq!(
+            rp.creation_options(&[1u8; 65], "a", "A", [0u8; 32], &[])
+                .unwrap_err()
+                .code(),
+            "invalid_input"
+        );
         let req = rp.request_options([9u8; 32], &[]);
         assert_eq!(req["publicKey"]["allowCredentials"], serde_json::json!([]));
         assert_eq!(req["publicKey"]["rpId"], "example.com");

@@ -233,12 +233,12 @@ impl RelyingParty {
         exclude_credential_ids: &[Vec<u8>],
     ) -> Result<(serde_json::Value, RegistrationChallenge), WebauthnError> {
         if user_handle.is_empty() || user_handle.len() > 64 {
-            return Err(WebauthnError::InvalidState(
+            return Err(WebauthnError::InvalidInput(
                 "user handle must be 1 to 64 bytes".into(),
             ));
         }
         if user_name.is_empty() || display_name.is_empty() {
-            return Err(WebauthnError::InvalidState(
+            return Err(WebauthnError::InvalidInput(
                 "user name and display name must not be empty".into(),
             ));
         }
@@ -296,7 +296,7 @@ impl RelyingParty {
         use webauthn_rs_core::proto::UserVerificationPolicy;
         let bad = |m: &str| WebauthnError::InvalidState(m.to_string());
         if challenge.is_empty() {
-            return Err(bad("empty challenge"));
+            return Err(WebauthnError::InvalidInput("empty challenge".into()));
         }
         let core_algs: Vec<COSEAlgorithm> =
             algorithms.iter().filter_map(|a| cose_alg(*a)).collect();
@@ -414,14 +414,27 @@ impl RelyingParty {
                 "trailing bytes after attestationObject",
             ));
         }
-        let get = |key: &str| -> Option<&Value> {
-            match &att_obj {
-                Value::Map(m) => m
-                    .iter()
-                    .find(|(k, _)| matches!(k, Value::Text(t) if t == key))
-                    .map(|(_, v)| v),
-                _ => None,
+        let entries = match &att_obj {
+            Value::Map(m) => m.as_slice(),
+            _ => return Err(WebauthnError::malformed("attestationObject is not a map")),
+        };
+        // A key given twice could be read differently by webauthn-rs-core: reject it.
+        for key in ["fmt", "authData", "attStmt"] {
+            let n = entries
+                .iter()
+                .filter(|(k, _)| matches!(k, Value::Text(t) if t == key))
+                .count();
+            if n > 1 {
+                return Err(WebauthnError::malformed(format!(
+                    "attestationObject.{key} appears {n} times"
+                )));
             }
+        }
+        let get = |key: &str| -> Option<&Value> {
+            entries
+                .iter()
+                .find(|(k, _)| matches!(k, Value::Text(t) if t == key))
+                .map(|(_, v)| v)
         };
         let fmt = match get("fmt") {
             Some(Value::Text(t)) => t.as_str(),

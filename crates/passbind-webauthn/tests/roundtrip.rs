@@ -140,6 +140,17 @@ async fn register_then_sign_in() {
     );
 }
 
+#[test]
+fn software_authenticator_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let device = SoftwareAuthenticator::new();
+    let options = json!({});
+    send(&device.create(ORIGIN, &options));
+    send(&device.get(ORIGIN, &options));
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<SoftwareAuthenticator>();
+}
+
 #[tokio::test]
 async fn localhost_and_none_attestation() {
     let rp = rp_with(

@@ -1,19 +1,28 @@
-//! Passbind's own attestation statement verifiers, used only where webauthn-rs-core 0.6.2
-//! cannot verify a registration at all.
+//! Passbind's own attestation statement verifiers and trust-path validation.
 //!
-//! webauthn-rs-core 0.6.2 (the RustCrypto port) has these gaps, found by reading its source
-//! and confirmed by the vector suite:
+//! Registration goes through webauthn-rs-core's `register_credential` whenever that can
+//! verify it. webauthn-rs-core 0.6.2 (the RustCrypto port) has gaps, found by reading its
+//! source and confirmed by the vector suite, and for exactly those inputs
+//! `registration::route` sends the attestation statement here instead:
 //! * `tpm`: `crypto::only_hash_from_type` returns an error for every algorithm, so no TPM
-//!   attestation can ever verify; its TPM manufacturer list is also closed (no policy).
+//!   attestation can ever verify (its TPM manufacturer list is also closed, with no policy).
 //! * EdDSA credential keys: `COSEKey::validate` returns `SshPublicKeyEDUnsupported`.
-//! * RSA credential keys other than RS256 with a 256-byte modulus and 3-byte exponent
-//!   (RS384/RS512/PS256/PS384/PS512, moduli with a leading zero byte) are rejected.
+//! * RSA credential keys other than RS256 with a 256-byte modulus and a 3-byte exponent
+//!   (RS384/RS512/PS256/PS384/PS512, moduli encoded with a leading zero byte).
 //! * P-521 (ES512) signatures always verify as false, so ES512 self attestation fails.
+//! * clientDataJSON whose legacy `tokenBinding` member is not a dictionary (its
+//!   `CollectedClientData` cannot be parsed).
+//! * `packed` whose attestation certificate has no basicConstraints extension: its
+//!   `assert_packed_attest_req` requires the extension; RFC 5280 defines its absence as
+//!   "not a CA", which satisfies §8.2.1 ("CA component set to false").
+//! * `android-key` whose KeyDescription has no origin/purpose in either authorization list,
+//!   only when [`AttestationPolicy::android_key_allow_missing_authorizations`] is set.
 //!
-//! For exactly those cases `registration.rs` routes the attestation statement here; every
-//! other registration is verified by webauthn-rs-core's `register_credential`. The packed
-//! verifier reuses webauthn-rs-core's public certificate-requirement and AAGUID-extension
-//! checks so both paths apply the same rules; signatures are verified on `ring`.
+//! Every format has a verifier here (`none`, `packed`, `tpm`, `android-key`, `fido-u2f`,
+//! `apple`; not `android-safetynet`), each following its L3 §8 verification procedure with
+//! signatures on `ring` (P-521 on `p521`). The vector suite runs twice, once routed as in
+//! production and once with every statement verified here, so both paths are checked
+//! against all vectors. Trust paths are validated by `chain` for both routes.
 
 mod android_key;
 mod chain;
