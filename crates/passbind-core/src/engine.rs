@@ -37,6 +37,22 @@ pub struct EngineConfig {
     pub session_ttl_max_secs: u64,
     /// The provider new sessions use.
     pub idv_provider: String,
+    /// Step-up flows: live captures that may fail before the session fails.
+    pub step_up_max_captures: u32,
+    /// Step-up face mismatches (across sessions) within the window that lock step-up.
+    pub lockout_threshold: u32,
+    pub lockout_window_secs: u64,
+    /// How long step-up stays locked after the last counted mismatch.
+    pub lockout_duration_secs: u64,
+    /// Cross-platform handoff token lifetime.
+    pub handoff_ttl_secs: u64,
+    /// Recovery continuation context lifetime.
+    pub continuation_ttl_secs: u64,
+    /// Revoke the user's other credentials when a recovery completes.
+    pub revoke_on_recovery: bool,
+    /// Refuse an assertion whose signature counter went backwards (default: record only, so
+    /// that synced and counter-less authenticators keep working).
+    pub reject_counter_regression: bool,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +62,14 @@ impl Default for EngineConfig {
             session_ttl_min_secs: 30,
             session_ttl_max_secs: 3600,
             idv_provider: "simulator".to_owned(),
+            step_up_max_captures: 3,
+            lockout_threshold: 5,
+            lockout_window_secs: 900,
+            lockout_duration_secs: 900,
+            handoff_ttl_secs: 180,
+            continuation_ttl_secs: 300,
+            revoke_on_recovery: true,
+            reject_counter_regression: false,
         }
     }
 }
@@ -207,7 +231,7 @@ impl Engine {
         if state == SessionState::Expired {
             return Err(CoreError::SessionExpired);
         }
-        let to = machine::next(state, Event::Cancel)
+        let to = machine::next(s.flow, state, Event::Cancel)
             .map_err(|_| CoreError::invalid_state(state, "only a live session can be cancelled"))?;
         let updated = SessionRecord {
             state: to,
@@ -257,28 +281,36 @@ impl Engine {
         s: &SessionRecord,
         fresh: Option<&crate::ports::StartedRun>,
     ) -> SessionView {
+        use passbind_proto::session::{CaptureCount, CrossPlatformStatus};
         let state = effective_state(s.state, s.expires_at, self.now());
+        let data = crate::flows::data::SessionData::of(s).unwrap_or_default();
         let idv = match (&s.idv_provider, &s.idv_run_id) {
             (Some(provider), Some(run_id)) => Some(IdvView {
                 provider: provider.clone(),
                 run_id: run_id.clone(),
                 sdk_token: fresh.map(|r| r.sdk_token.clone()),
                 capture_url: fresh.and_then(|r| r.capture_url.clone()),
-                verdict: s
-                    .data
-                    .get("idv_verdict")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("pending")
-                    .to_owned(),
+                verdict: data
+                    .idv_verdict
+                    .clone()
+                    .unwrap_or_else(|| "pending".to_owned()),
                 failure_reason: s.idv_failure,
-                face_only: s
-                    .data
-                    .get("face_only")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false),
+                face_only: s.flow != Flow::Registration || data.face_only,
             }),
             _ => None,
         };
+        let step_up = matches!(s.flow, Flow::StepUp | Flow::CrossPlatform);
+        let status = (s.flow == Flow::CrossPlatform).then_some(match state {
+            SessionState::Created => CrossPlatformStatus::Created,
+            SessionState::IdvPending | SessionState::CaptureFailed => {
+                CrossPlatformStatus::HandedOff
+            }
+            SessionState::IdvPassed => CrossPlatformStatus::Verifying,
+            SessionState::Completed => CrossPlatformStatus::Completed,
+            SessionState::IdvFailed => CrossPlatformStatus::Failed,
+            SessionState::Expired => CrossPlatformStatus::Expired,
+            SessionState::Cancelled => CrossPlatformStatus::Cancelled,
+        });
         SessionView {
             id: s.id.clone(),
             flow: s.flow,
@@ -287,8 +319,18 @@ impl Engine {
             created_at: rfc3339(s.created_at),
             expires_at: rfc3339(s.expires_at),
             idv,
-            webauthn: s.data.get("webauthn_options").cloned(),
+            webauthn: data.webauthn_options.clone(),
             credential_id: s.credential_id.clone(),
+            transaction_context_hash: if step_up { data.tx_hash.clone() } else { None },
+            captures: step_up.then_some(CaptureCount {
+                failed: data.failed_captures,
+                max: data.max_captures,
+            }),
+            status,
+            handoff: None,
+            continuation: None,
+            assertion: data.assertion.clone(),
+            version: s.version,
         }
     }
 }

@@ -167,6 +167,12 @@ pub enum Write {
         at: Millis,
     },
     InsertSecret(SecretRecord),
+    /// A failure that counts towards a lockout (for example a step-up face mismatch).
+    RecordFailure {
+        user_id: String,
+        kind: String,
+        at: Millis,
+    },
     /// Conflict `NotFound` if the secret is absent or already consumed.
     ConsumeSecret {
         hash: Vec<u8>,

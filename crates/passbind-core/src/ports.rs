@@ -54,6 +54,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn secret(&self, hash: &[u8]) -> Result<Option<SecretRecord>, StoreError>;
 
+    /// Times (oldest first) of the user's failures of this kind at or after `since`.
+    async fn failures_since(
+        &self,
+        user_id: &str,
+        kind: &str,
+        since: Millis,
+    ) -> Result<Vec<Millis>, StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -210,8 +218,70 @@ pub struct Creation {
     pub state: serde_json::Value,
 }
 
+/// A decoded assertion response (`AuthenticationResponseJSON`): plain WebAuthn data.
+#[derive(Debug, Clone)]
+pub struct AssertionParts {
+    pub credential_id: Vec<u8>,
+    pub client_data_json: Vec<u8>,
+    pub authenticator_data: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub user_handle: Option<Vec<u8>>,
+}
+
+/// The signature counter, compared with the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterStatus {
+    Advanced,
+    /// Stored and received are both zero: the authenticator keeps no counter (synced passkeys).
+    NotSupported,
+    /// Not greater than the stored value: a possible clone.
+    Regressed,
+}
+
+impl CounterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Advanced => "advanced",
+            Self::NotSupported => "not_supported",
+            Self::Regressed => "regressed",
+        }
+    }
+}
+
+/// A verified assertion.
+#[derive(Debug, Clone)]
+pub struct VerifiedAssertion {
+    pub new_sign_count: u32,
+    pub counter: CounterStatus,
+    pub user_verified: bool,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+}
+
 /// The built-in WebAuthn relying party.
 pub trait RelyingParty: Send + Sync + 'static {
+    /// `{"publicKey": PublicKeyCredentialRequestOptions}`; an empty allow list asks for a
+    /// discoverable credential.
+    fn request_options(
+        &self,
+        challenge: [u8; 32],
+        allow_credentials: &[(Vec<u8>, Vec<String>)],
+    ) -> serde_json::Value;
+
+    /// Decodes an assertion response, without verifying it.
+    fn parse_assertion(&self, response: &serde_json::Value) -> Result<AssertionParts, RpError>;
+
+    /// Verifies an assertion against the expected challenge and the stored credential (WebAuthn
+    /// L3 §7.2). A regressed counter is reported, not refused: the caller applies policy.
+    fn verify_assertion(
+        &self,
+        challenge: &[u8],
+        credential_id: &[u8],
+        public_key_cose: &[u8],
+        stored_sign_count: u32,
+        assertion: AssertionParts,
+    ) -> Result<VerifiedAssertion, RpError>;
+
     fn creation_options(
         &self,
         user_handle: &[u8],

@@ -2,7 +2,9 @@
 //! match on. Shared by the server, the SDK client and the CLI; depends on no web framework.
 
 pub mod error;
+pub mod flows;
 pub mod registration;
 pub mod session;
+pub mod users;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

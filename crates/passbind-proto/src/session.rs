@@ -47,6 +47,9 @@ pub enum SessionState {
     IdvPending,
     /// The identity verification passed: the session may be completed.
     IdvPassed,
+    /// The last live capture did not match; a new capture may be started (step-up flows) until
+    /// the attempt limit is reached.
+    CaptureFailed,
     /// The identity verification failed: the session can only be read.
     IdvFailed,
     /// Completed: the credential is bound (registration) or the action approved.
@@ -63,6 +66,7 @@ impl SessionState {
             Self::Created => "created",
             Self::IdvPending => "idv_pending",
             Self::IdvPassed => "idv_passed",
+            Self::CaptureFailed => "capture_failed",
             Self::IdvFailed => "idv_failed",
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
@@ -75,6 +79,7 @@ impl SessionState {
             "created" => Self::Created,
             "idv_pending" => Self::IdvPending,
             "idv_passed" => Self::IdvPassed,
+            "capture_failed" => Self::CaptureFailed,
             "idv_failed" => Self::IdvFailed,
             "completed" => Self::Completed,
             "cancelled" => Self::Cancelled,
@@ -174,7 +179,82 @@ pub struct SessionView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub webauthn: Option<serde_json::Value>,
-    /// The credential bound by a completed registration.
+    /// The credential bound by a completed registration, or that signed a completed
+    /// authentication or step-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
+    /// Step-up flows: hex SHA-256 of the canonical JSON of the transaction context. The WebAuthn
+    /// challenge is `SHA-256("passbind/step-up/v1" 0x00 nonce transaction_context_hash)`, so
+    /// the signed assertion commits to the approved transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_context_hash: Option<String>,
+    /// Step-up flows: live captures that did not match so far, and the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captures: Option<CaptureCount>,
+    /// Cross-platform sessions: the status the browser side polls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CrossPlatformStatus>,
+    /// Cross-platform sessions: the handoff token and its delivery forms. Returned only when
+    /// the session is opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<HandoffView>,
+    /// Recovery: the continuation context, returned only when it is issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<ContinuationView>,
+    /// Completed sign-ins and step-ups: what the assertion showed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<AssertionView>,
+    /// Incremented by every change; pass it back as `since_version` to long-poll.
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CaptureCount {
+    pub failed: u32,
+    pub max: u32,
+}
+
+/// What the browser side of a cross-platform step-up sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossPlatformStatus {
+    /// The handoff token is waiting to be used on the phone.
+    Created,
+    /// The phone took the handoff; the live capture is under way.
+    HandedOff,
+    /// The face matched; waiting for the passkey assertion.
+    Verifying,
+    Completed,
+    Failed,
+    Expired,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HandoffView {
+    /// Single use, at least 128 bits, stored hashed.
+    pub token: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// The token as a deep link for the enrolled phone.
+    pub deep_link: String,
+    /// The deep link as a QR code (SVG document).
+    pub qr_svg: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContinuationView {
+    /// Single use, at least 128 bits, stored hashed.
+    pub token: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssertionView {
+    pub user_verified: bool,
+    pub backed_up: bool,
+    /// `advanced`, `not_supported` (the authenticator keeps no counter) or `regressed`
+    /// (possible clone: reported, and refused when the server is set to).
+    pub counter: String,
 }

@@ -116,6 +116,28 @@ impl CoreClient {
         .await
     }
 
+    /// Opens a session of any flow: `POST /v1/{resource}` (`authentications`, `step-ups`,
+    /// `cross-platform-sessions`, `recoveries`).
+    pub async fn open<B: Serialize>(
+        &self,
+        resource: &str,
+        body: &B,
+    ) -> Result<SessionView, ClientError> {
+        self.post(&format!("/v1/{resource}"), body).await
+    }
+
+    /// `POST /v1/{resource}/{id}/{action}` with a JSON body.
+    pub async fn act<B: Serialize>(
+        &self,
+        resource: &str,
+        id: &str,
+        action: &str,
+        body: &B,
+    ) -> Result<SessionView, ClientError> {
+        self.post(&format!("/v1/{resource}/{id}/{action}"), body)
+            .await
+    }
+
     /// Polls a session (`/v1/registrations/{id}` and the like) until its identity
     /// verification has a verdict or the session is closed.
     pub async fn wait_for_verdict(

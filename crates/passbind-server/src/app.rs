@@ -23,6 +23,15 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub metrics: Arc<Metrics>,
     pub openapi: Arc<serde_json::Value>,
+    pub options: Arc<HttpOptions>,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub max_body_bytes: usize,
+    /// The handoff deep-link template; `{token}` is replaced by the token.
+    pub handoff_link: String,
 }
 
 #[derive(OpenApi)]
@@ -38,6 +47,11 @@ pub struct AppState {
     components(schemas(passbind_proto::ErrorBody, passbind_proto::ErrorCode)),
     tags(
         (name = "registrations", description = "Registration: identity verification, then a device-bound passkey"),
+        (name = "authentications", description = "Routine sign-in: plain WebAuthn, no identity verification"),
+        (name = "step-ups", description = "In-app step-up: a live face match gates an assertion bound to the transaction"),
+        (name = "cross-platform", description = "Cross-platform step-up: starts in a browser, finishes on the enrolled phone"),
+        (name = "recoveries", description = "Account recovery on a new device by a live face match"),
+        (name = "users", description = "Users and their credentials"),
         (name = "webhooks", description = "Inbound identity-verification webhooks (signature-authenticated)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
@@ -66,6 +80,11 @@ impl Modify for BearerAuth {
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::registrations::router())
+        .merge(routes::authentications::router())
+        .merge(routes::step_ups::router())
+        .merge(routes::cross_platform::router())
+        .merge(routes::recoveries::router())
+        .merge(routes::users::router())
         .merge(routes::webhooks::router())
         .merge(routes::health::router())
 }
@@ -77,7 +96,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// The complete application.
-pub fn build(engine: Arc<Engine>, max_body_bytes: usize) -> (Router, Arc<Metrics>) {
+pub fn build(engine: Arc<Engine>, options: HttpOptions) -> (Router, Arc<Metrics>) {
+    let max_body_bytes = options.max_body_bytes;
     let metrics = Arc::new(Metrics::default());
     let (router, doc) = api_router().split_for_parts();
     let openapi = serde_json::to_value(&doc).unwrap_or(serde_json::Value::Null);
@@ -85,6 +105,7 @@ pub fn build(engine: Arc<Engine>, max_body_bytes: usize) -> (Router, Arc<Metrics
         engine,
         metrics: metrics.clone(),
         openapi: Arc::new(openapi),
+        options: Arc::new(options),
     };
     let router = router
         .fallback(error::not_found)

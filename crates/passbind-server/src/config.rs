@@ -134,6 +134,49 @@ pub struct Settings {
     #[arg(long, env = "PASSBIND_SESSION_TTL_MAX_SECONDS", default_value_t = 3600)]
     pub session_ttl_max_seconds: u64,
 
+    /// Step-up: live captures that may fail before the session fails.
+    #[arg(long, env = "PASSBIND_STEP_UP_MAX_CAPTURES", default_value_t = 3)]
+    pub step_up_max_captures: u32,
+
+    /// Step-up: face mismatches (across sessions) within the window that lock step-up for the
+    /// user; 0 disables the lockout.
+    #[arg(long, env = "PASSBIND_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: u32,
+
+    /// Step-up: the window in which mismatches are counted, seconds.
+    #[arg(long, env = "PASSBIND_LOCKOUT_WINDOW_SECONDS", default_value_t = 900)]
+    pub lockout_window_seconds: u64,
+
+    /// Step-up: how long the lock lasts after the last counted mismatch, seconds.
+    #[arg(long, env = "PASSBIND_LOCKOUT_DURATION_SECONDS", default_value_t = 900)]
+    pub lockout_duration_seconds: u64,
+
+    /// Cross-platform: handoff token lifetime, seconds.
+    #[arg(long, env = "PASSBIND_HANDOFF_TTL_SECONDS", default_value_t = 180)]
+    pub handoff_ttl_seconds: u64,
+
+    /// Cross-platform: the deep link the handoff token is delivered in; `{token}` is replaced
+    /// by the token (for example an app link `https://app.example.com/stepup?t={token}`).
+    #[arg(
+        long,
+        env = "PASSBIND_HANDOFF_LINK",
+        default_value = "passbind://handoff?token={token}"
+    )]
+    pub handoff_link: String,
+
+    /// Recovery: continuation context lifetime, seconds.
+    #[arg(long, env = "PASSBIND_CONTINUATION_TTL_SECONDS", default_value_t = 300)]
+    pub continuation_ttl_seconds: u64,
+
+    /// Recovery: revoke the user's other credentials when a recovery completes.
+    #[arg(long, env = "PASSBIND_RECOVERY_REVOKES_OTHER_CREDENTIALS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub recovery_revokes_other_credentials: bool,
+
+    /// Refuse an assertion whose signature counter went backwards (default: record and report
+    /// it, so that synced and counter-less authenticators keep working).
+    #[arg(long, env = "PASSBIND_REJECT_COUNTER_REGRESSION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub reject_counter_regression: bool,
+
     /// Largest request body accepted, bytes.
     #[arg(long, env = "PASSBIND_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -184,6 +227,15 @@ impl Settings {
             session_ttl_seconds: 900,
             session_ttl_min_seconds: 1,
             session_ttl_max_seconds: 3600,
+            step_up_max_captures: 3,
+            lockout_threshold: 5,
+            lockout_window_seconds: 900,
+            lockout_duration_seconds: 900,
+            handoff_ttl_seconds: 180,
+            handoff_link: "passbind://handoff?token={token}".into(),
+            continuation_ttl_seconds: 300,
+            recovery_revokes_other_credentials: true,
+            reject_counter_regression: false,
             max_body_bytes: 64 * 1024,
             simulator_decision_delay_ms: 5,
             log: "warn".into(),

@@ -113,6 +113,12 @@ pub fn check_settings(s: &Settings) -> anyhow::Result<()> {
                 .to_owned(),
         );
     }
+    if !s.handoff_link.contains("{token}") {
+        problems.push("PASSBIND_HANDOFF_LINK must contain {token}".to_owned());
+    }
+    if s.step_up_max_captures == 0 {
+        problems.push("PASSBIND_STEP_UP_MAX_CAPTURES must be at least 1".to_owned());
+    }
     if s.max_body_bytes < 1024 {
         problems.push("PASSBIND_MAX_BODY_BYTES must be at least 1024".to_owned());
     }
@@ -224,6 +230,14 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
                 session_ttl_min_secs: settings.session_ttl_min_seconds,
                 session_ttl_max_secs: settings.session_ttl_max_seconds,
                 idv_provider: settings.idv_provider.clone(),
+                step_up_max_captures: settings.step_up_max_captures,
+                lockout_threshold: settings.lockout_threshold,
+                lockout_window_secs: settings.lockout_window_seconds,
+                lockout_duration_secs: settings.lockout_duration_seconds,
+                handoff_ttl_secs: settings.handoff_ttl_seconds,
+                continuation_ttl_secs: settings.continuation_ttl_seconds,
+                revoke_on_recovery: settings.recovery_revokes_other_credentials,
+                reject_counter_regression: settings.reject_counter_regression,
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -246,7 +260,13 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
         first_api_key = Some(key.token);
     }
 
-    let (router, _metrics) = crate::app::build(engine.clone(), settings.max_body_bytes);
+    let (router, _metrics) = crate::app::build(
+        engine.clone(),
+        crate::app::HttpOptions {
+            max_body_bytes: settings.max_body_bytes,
+            handoff_link: settings.handoff_link.clone(),
+        },
+    );
     let router = router.merge(extra_routes);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

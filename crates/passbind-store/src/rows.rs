@@ -196,3 +196,7 @@ pub(crate) fn secret(row: &AnyRow) -> Result<SecretRecord, StoreError> {
         consumed_at: c.get("consumed_at")?,
     })
 }
+
+pub(crate) fn failure_time(row: &AnyRow) -> Result<i64, StoreError> {
+    Cols::new(row, "failures").get("at")
+}

@@ -8,8 +8,8 @@ use crate::sql::sql;
 use crate::{error, writes, Backend, SqlStore};
 use async_trait::async_trait;
 use passbind_core::model::{
-    ApiKeyRecord, CredentialRecord, EbtRecord, SecretRecord, SessionRecord, StoreError, UserRecord,
-    Write,
+    ApiKeyRecord, CredentialRecord, EbtRecord, Millis, SecretRecord, SessionRecord, StoreError,
+    UserRecord, Write,
 };
 use passbind_core::ports::Store;
 use sqlx::any::{AnyArguments, AnyRow};
@@ -240,6 +240,22 @@ impl Store for SqlStore {
         ))
         .bind(hash);
         self.one("read secret", q, rows::secret).await
+    }
+
+    async fn failures_since(
+        &self,
+        user_id: &str,
+        kind: &str,
+        since: Millis,
+    ) -> Result<Vec<Millis>, StoreError> {
+        let q = sqlx::query(sql!(
+            self.backend,
+            "SELECT at FROM failures WHERE user_id = ? AND kind = ? AND at >= ? ORDER BY at"
+        ))
+        .bind(user_id)
+        .bind(kind)
+        .bind(since);
+        self.all("read failures", q, rows::failure_time).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -373,6 +373,17 @@ pub(crate) async fn apply(
                 DuplicateId,
             )
         }
+        Write::RecordFailure { user_id, kind, at } => {
+            let q = sqlx::query(sql!(
+                b,
+                "INSERT INTO failures (user_id, kind, at) VALUES (?, ?, ?)"
+            ))
+            .bind(user_id.as_str())
+            .bind(kind.as_str())
+            .bind(*at);
+            run(b, conn, "record failure", DuplicateId, q).await?;
+            Ok(())
+        }
         Write::ConsumeSecret { hash, at } => {
             let q = sqlx::query(sql!(
                 b,

@@ -91,6 +91,8 @@ on_both_backends!(
     revoke_api_key_absent_or_revoked,
     // secrets
     secret_insert_and_read,
+    failures_recorded_and_counted_since,
+    failures_roll_back_with_the_change,
     insert_secret_duplicate,
     consume_secret,
     consume_secret_absent_or_consumed,

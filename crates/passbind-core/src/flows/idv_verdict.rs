@@ -5,6 +5,8 @@
 //! session of ours that is waiting for it, and the outcome itself is read back from the
 //! provider. Nothing in the webhook body decides a verdict.
 
+use super::common::FAILURE_STEP_UP;
+use super::data::SessionData;
 use crate::engine::Engine;
 use crate::error::CoreError;
 use crate::machine::{self, effective_state, Event};
@@ -120,19 +122,37 @@ impl Engine {
             extra = writes;
             failure = fail;
         }
+        let mut data = SessionData::of(s)?;
+        let step_up = matches!(s.flow, Flow::StepUp | Flow::CrossPlatform);
         let event = match failure {
             None => Event::IdvPassed,
+            Some(IdvFailureReason::Declined) if step_up => {
+                // A face mismatch counts towards the user's lockout, and may be retried.
+                extra.push(Write::RecordFailure {
+                    user_id: s.user_id.clone(),
+                    kind: FAILURE_STEP_UP.to_owned(),
+                    at: now,
+                });
+                data.failed_captures = data.failed_captures.saturating_add(1);
+                if data.failed_captures < data.max_captures {
+                    Event::CaptureDeclined
+                } else {
+                    Event::IdvFailed(IdvFailureReason::Declined)
+                }
+            }
             Some(r) => Event::IdvFailed(r),
         };
-        let to = machine::next(state, event)
+        let to = machine::next(s.flow, state, event)
             .map_err(|_| CoreError::invalid_state(state, "no verdict expected"))?;
         let passed = failure.is_none();
+        data.idv_verdict = Some(if passed { "passed" } else { "failed" }.to_owned());
+        data.prior_token_sealed = None;
         let updated = SessionRecord {
             state: to,
             version: s.version + 1,
             updated_at: now,
             idv_failure: failure,
-            data: super::registration::with_verdict(&s.data, passed),
+            data: data.to_value()?,
             ..s.clone()
         };
         let mut writes = vec![

@@ -2,6 +2,7 @@
 //! face, or face-only against an existing token) and gets a device-bound passkey bound to them;
 //! their encrypted biometric token arrives by the provider's webhook and is stored once.
 
+use super::data::SessionData;
 use crate::crypto::{b64url, b64url_decode, random_bytes, random_id, sha256};
 use crate::engine::{Engine, RpMode};
 use crate::error::CoreError;
@@ -11,38 +12,7 @@ use crate::ports::{IdvPurpose, StartRun};
 use crate::validate;
 use passbind_proto::registration::{CompleteRegistration, OpenRegistration};
 use passbind_proto::session::{Flow, IdvFailureReason, SessionState, SessionView};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use zeroize::Zeroizing;
-
-/// What a registration session keeps between its requests (the session's `data`).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Data {
-    /// A face-only match against an existing token (prior or stored).
-    pub face_only: bool,
-    /// A prior token the integrator supplied, sealed, to be stored on a pass if the user has
-    /// none yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prior_token_sealed: Option<String>,
-    /// Relying-party state between options and attestation (built-in mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webauthn_state: Option<serde_json::Value>,
-    /// The creation options handed to the device (built-in mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webauthn_options: Option<serde_json::Value>,
-    /// `passed` or `failed` once the verdict is in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idv_verdict: Option<String>,
-}
-
-pub(crate) fn data_of(s: &SessionRecord) -> Result<Data, CoreError> {
-    serde_json::from_value(s.data.clone())
-        .map_err(|e| CoreError::Internal(format!("session data: {e}")))
-}
-
-pub(crate) fn to_value(d: &Data) -> Result<serde_json::Value, CoreError> {
-    serde_json::to_value(d).map_err(|e| CoreError::Internal(format!("session data: {e}")))
-}
 
 fn prior_context(session_id: &str) -> String {
     format!("prior-ebt/session={session_id}")
@@ -113,9 +83,9 @@ impl Engine {
         let face_only = input_token.is_some();
 
         let session_id = random_id(&*self.rng, "reg");
-        let mut data = Data {
+        let mut data = SessionData {
             face_only,
-            ..Data::default()
+            ..SessionData::default()
         };
         if let (Some(p), None) = (&prior, &stored) {
             data.prior_token_sealed = Some(self.keys.ebt.seal_blob(
@@ -163,7 +133,7 @@ impl Engine {
             })
             .await?;
 
-        let state = machine::next(SessionState::Created, Event::IdvStarted)
+        let state = machine::next(Flow::Registration, SessionState::Created, Event::IdvStarted)
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         let record = SessionRecord {
             id: session_id,
@@ -179,7 +149,7 @@ impl Engine {
             idv_run_id: Some(run.run_id.clone()),
             idv_failure: None,
             credential_id: None,
-            data: to_value(&data)?,
+            data: data.to_value()?,
         };
         let mut writes = Vec::with_capacity(2);
         writes.extend(new_user_write);
@@ -214,7 +184,7 @@ impl Engine {
                     Some(r) => CoreError::IdvFailed(r.as_str()),
                 })
             }
-            SessionState::Created | SessionState::IdvPending => {
+            SessionState::Created | SessionState::IdvPending | SessionState::CaptureFailed => {
                 return Err(CoreError::invalid_state(
                     state,
                     "the identity verification has not passed yet",
@@ -224,9 +194,50 @@ impl Engine {
                 return Err(CoreError::invalid_state(state, "the session is closed"))
             }
         }
-        let data = data_of(&s)?;
+        let data = SessionData::of(&s)?;
 
-        let credential = match &self.rp {
+        let credential = self.credential_from_attestation(&s, &data, &req, now)?;
+        let to = machine::next(s.flow, state, Event::Complete)
+            .map_err(|_| CoreError::invalid_state(state, "cannot complete"))?;
+        let mut done = SessionData {
+            webauthn_state: None,
+            ..data
+        };
+        done.prior_token_sealed = None;
+        let updated = SessionRecord {
+            state: to,
+            version: s.version + 1,
+            updated_at: now,
+            credential_id: Some(credential.credential_id.clone()),
+            data: done.to_value()?,
+            ..s.clone()
+        };
+        let credential_id = credential.credential_id.clone();
+        self.commit_session_change(
+            &s,
+            vec![
+                Write::UpdateSession {
+                    record: updated.clone(),
+                    expected_version: s.version,
+                },
+                Write::InsertCredential(credential),
+            ],
+        )
+        .await?;
+        tracing::info!(session = %s.id, flow = "registration", credential = %credential_id, "credential bound");
+        Ok(self.view(&updated, None))
+    }
+
+    /// Verifies the attestation (built-in relying party) or takes the IDP's credential id
+    /// (external), and builds the credential record to bind to the session's user.
+    pub(crate) fn credential_from_attestation(
+        &self,
+        s: &SessionRecord,
+        data: &SessionData,
+        req: &CompleteRegistration,
+        now: Millis,
+    ) -> Result<CredentialRecord, CoreError> {
+        let c = match &self.rp {
             RpMode::BuiltIn(rp) => {
                 if req.credential_id.is_some() {
                     return Err(CoreError::validation(
@@ -296,36 +307,7 @@ impl Engine {
                 }
             }
         };
-
-        let to = machine::next(state, Event::Complete)
-            .map_err(|_| CoreError::invalid_state(state, "cannot complete"))?;
-        let mut done = Data {
-            webauthn_state: None,
-            ..data
-        };
-        done.prior_token_sealed = None;
-        let updated = SessionRecord {
-            state: to,
-            version: s.version + 1,
-            updated_at: now,
-            credential_id: Some(credential.credential_id.clone()),
-            data: to_value(&done)?,
-            ..s.clone()
-        };
-        let credential_id = credential.credential_id.clone();
-        self.commit_session_change(
-            &s,
-            vec![
-                Write::UpdateSession {
-                    record: updated.clone(),
-                    expected_version: s.version,
-                },
-                Write::InsertCredential(credential),
-            ],
-        )
-        .await?;
-        tracing::info!(session = %s.id, flow = "registration", credential = %credential_id, "credential bound");
-        Ok(self.view(&updated, None))
+        Ok(c)
     }
 
     /// Applies a registration run's verdict: what to write besides the session update.
@@ -335,7 +317,7 @@ impl Engine {
         passed_token: Option<&Zeroizing<String>>,
         user_has_ebt: bool,
     ) -> Result<(Vec<Write>, Option<IdvFailureReason>), CoreError> {
-        let data = data_of(s)?;
+        let data = SessionData::of(s)?;
         if user_has_ebt {
             // One token per user: a later device's run never replaces it.
             return Ok((Vec::new(), None));
@@ -359,17 +341,4 @@ impl Engine {
             None => Ok((Vec::new(), Some(IdvFailureReason::MissingBiometricToken))),
         }
     }
-}
-
-/// The JSON placed in a session's `data` for the verdict.
-pub(crate) fn with_verdict(data: &serde_json::Value, passed: bool) -> serde_json::Value {
-    let mut d = data.clone();
-    if let Some(o) = d.as_object_mut() {
-        o.insert(
-            "idv_verdict".into(),
-            json!(if passed { "passed" } else { "failed" }),
-        );
-        o.remove("prior_token_sealed");
-    }
-    d
 }

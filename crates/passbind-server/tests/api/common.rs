@@ -1,7 +1,10 @@
 //! `TestApp`: the real server, in process, on 127.0.0.1:0, with its own database (a temporary
 //! SQLite file, or a fresh PostgreSQL schema), talked to over HTTP as an integrator would.
 
+use passbind_proto::registration::{CompleteRegistration, OpenRegistration};
+use passbind_proto::session::{SessionState, SessionView};
 use passbind_sdk::client::CoreClient;
+use passbind_sdk::device::{Device, Person};
 use passbind_server::{RunningServer, Settings};
 use serde_json::Value;
 use std::time::Duration;
@@ -18,6 +21,18 @@ macro_rules! both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 super::$name($crate::common::TestApp::postgres().await).await
+            }
+        }
+    };
+    ($name:ident, $tweak:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::TestApp::start($tweak, false).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::TestApp::start($tweak, true).await).await
             }
         }
     };
@@ -139,10 +154,15 @@ impl TestApp {
             .await
     }
 
-    pub async fn wait_verdict(&self, session_id: &str) -> passbind_proto::session::SessionView {
+    pub async fn wait_verdict(&self, session_id: &str) -> SessionView {
+        self.wait_verdict_at("registrations", session_id).await
+    }
+
+    /// Polls `/v1/{resource}/{id}` until the identity verification has a verdict.
+    pub async fn wait_verdict_at(&self, resource: &str, session_id: &str) -> SessionView {
         self.client
             .wait_for_verdict(
-                &format!("/v1/registrations/{session_id}"),
+                &format!("/v1/{resource}/{session_id}"),
                 Duration::from_secs(10),
             )
             .await
@@ -155,4 +175,64 @@ pub fn assert_error(resp: &(u16, Value), status: u16, code: &str) {
     assert_eq!(resp.0, status, "body: {}", resp.1);
     assert_eq!(resp.1["error"]["code"], code, "body: {}", resp.1);
     assert!(resp.1["error"]["message"].is_string(), "body: {}", resp.1);
+}
+
+pub fn open_req(user: &str) -> OpenRegistration {
+    OpenRegistration {
+        external_user_id: user.to_owned(),
+        display_name: Some("Test User".into()),
+        prior_biometric: None,
+        workflow_input: None,
+        ttl_seconds: None,
+    }
+}
+
+/// Opens, captures and waits for the verdict; returns the session after the verdict.
+pub async fn verified_session(
+    app: &TestApp,
+    req: OpenRegistration,
+    device: &Device,
+    capture: &passbind_idv::simulator::SimulatorCapture,
+) -> (SessionView, SessionView) {
+    let opened = app.client.open_registration(&req).await.unwrap();
+    assert_eq!(opened.state, SessionState::IdvPending);
+    let idv = opened.idv.clone().unwrap();
+    assert!(idv.sdk_token.is_some(), "the device needs the sdk token");
+    device.submit_capture(&idv, capture).await.unwrap();
+    let after = app.wait_verdict(&opened.id).await;
+    (opened, after)
+}
+
+pub async fn register(app: &TestApp, user: &str, person: &Person, device: &Device) -> SessionView {
+    let (opened, after) =
+        verified_session(app, open_req(user), device, &person.enrolment_capture(1)).await;
+    assert_eq!(after.state, SessionState::IdvPassed, "{after:?}");
+    let options = opened.webauthn.clone().unwrap();
+    let credential = device
+        .authenticator
+        .create(&app.origin(), &options)
+        .await
+        .unwrap();
+    app.client
+        .complete_registration(
+            &opened.id,
+            &CompleteRegistration {
+                credential: Some(credential),
+                credential_id: None,
+                device_label: Some("test phone".into()),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+pub async fn user_credentials(
+    app: &TestApp,
+    user: &str,
+) -> Vec<passbind_core::model::CredentialRecord> {
+    let store = app.server.engine.store();
+    match store.user_by_external_id(user).await.unwrap() {
+        Some(u) => store.credentials_of_user(&u.id).await.unwrap(),
+        None => Vec::new(),
+    }
 }

@@ -1,6 +1,11 @@
 //! The server over real HTTP on a real socket, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod authentication;
 mod common;
+mod cross_platform;
 mod errors;
+mod recovery;
 mod registration;
+mod step_up;
+mod users;

@@ -2,71 +2,13 @@
 //! attestations, simulated captures, and the simulator's real signed webhooks.
 
 use crate::both_backends;
-use crate::common::{assert_error, TestApp};
-use passbind_proto::registration::{CompleteRegistration, OpenRegistration, PriorBiometric};
-use passbind_proto::session::{SessionState, SessionView};
+use crate::common::{
+    assert_error, open_req, register, user_credentials, verified_session, TestApp,
+};
+use passbind_proto::registration::{CompleteRegistration, PriorBiometric};
+use passbind_proto::session::SessionState;
 use passbind_sdk::device::{Device, Person};
 use serde_json::{json, Value};
-
-fn open_req(user: &str) -> OpenRegistration {
-    OpenRegistration {
-        external_user_id: user.to_owned(),
-        display_name: Some("Test User".into()),
-        prior_biometric: None,
-        workflow_input: None,
-        ttl_seconds: None,
-    }
-}
-
-/// Opens, captures and waits for the verdict; returns the session after the verdict.
-async fn verified_session(
-    app: &TestApp,
-    req: OpenRegistration,
-    device: &Device,
-    capture: &passbind_idv::simulator::SimulatorCapture,
-) -> (SessionView, SessionView) {
-    let opened = app.client.open_registration(&req).await.unwrap();
-    assert_eq!(opened.state, SessionState::IdvPending);
-    let idv = opened.idv.clone().unwrap();
-    assert!(idv.sdk_token.is_some(), "the device needs the sdk token");
-    device.submit_capture(&idv, capture).await.unwrap();
-    let after = app.wait_verdict(&opened.id).await;
-    (opened, after)
-}
-
-async fn register(app: &TestApp, user: &str, person: &Person, device: &Device) -> SessionView {
-    let (opened, after) =
-        verified_session(app, open_req(user), device, &person.enrolment_capture(1)).await;
-    assert_eq!(after.state, SessionState::IdvPassed, "{after:?}");
-    let options = opened.webauthn.clone().unwrap();
-    let credential = device
-        .authenticator
-        .create(&app.origin(), &options)
-        .await
-        .unwrap();
-    app.client
-        .complete_registration(
-            &opened.id,
-            &CompleteRegistration {
-                credential: Some(credential),
-                credential_id: None,
-                device_label: Some("test phone".into()),
-            },
-        )
-        .await
-        .unwrap()
-}
-
-async fn user_credentials(
-    app: &TestApp,
-    user: &str,
-) -> Vec<passbind_core::model::CredentialRecord> {
-    let store = app.server.engine.store();
-    match store.user_by_external_id(user).await.unwrap() {
-        Some(u) => store.credentials_of_user(&u.id).await.unwrap(),
-        None => Vec::new(),
-    }
-}
 
 async fn full_registration(app: TestApp) {
     let device = Device::new();

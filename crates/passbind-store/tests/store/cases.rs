@@ -1343,3 +1343,71 @@ pub async fn corrupt_api_key_scopes(s: SqlStore) {
     assert!(msg.contains("api_keys.scopes"), "{msg}");
     assert_backend(s.api_keys().await);
 }
+
+pub async fn failures_recorded_and_counted_since(s: SqlStore) {
+    let f = |user: &str, kind: &str, at: i64| Write::RecordFailure {
+        user_id: user.into(),
+        kind: kind.into(),
+        at,
+    };
+    commit(
+        &s,
+        vec![
+            f("usr_a", "step_up_biometric", 300),
+            f("usr_a", "step_up_biometric", 100),
+            f("usr_a", "step_up_biometric", 100),
+            f("usr_a", "other", 200),
+            f("usr_b", "step_up_biometric", 250),
+        ],
+    )
+    .await;
+    assert_eq!(
+        s.failures_since("usr_a", "step_up_biometric", 0)
+            .await
+            .unwrap(),
+        vec![100, 100, 300]
+    );
+    assert_eq!(
+        s.failures_since("usr_a", "step_up_biometric", 101)
+            .await
+            .unwrap(),
+        vec![300]
+    );
+    assert_eq!(
+        s.failures_since("usr_a", "step_up_biometric", 100)
+            .await
+            .unwrap(),
+        vec![100, 100, 300]
+    );
+    assert_eq!(
+        s.failures_since("usr_a", "other", 0).await.unwrap(),
+        vec![200]
+    );
+    assert!(s
+        .failures_since("usr_c", "step_up_biometric", 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn failures_roll_back_with_the_change(s: SqlStore) {
+    let a = secret(1, "ses_1");
+    commit(&s, vec![Write::InsertSecret(a.clone())]).await;
+    assert_conflict(
+        s.commit(vec![
+            Write::RecordFailure {
+                user_id: "usr_a".into(),
+                kind: "step_up_biometric".into(),
+                at: 5,
+            },
+            Write::InsertSecret(a),
+        ])
+        .await,
+        Conflict::DuplicateId,
+    );
+    assert!(s
+        .failures_since("usr_a", "step_up_biometric", 0)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -1,0 +1,334 @@
+//! Pieces shared by the flows: users, biometric tokens, lockouts, assertions, completion gates.
+
+use crate::crypto::{b64url_decode, sha256};
+use crate::engine::{Engine, RpMode};
+use crate::error::CoreError;
+use crate::machine::effective_state;
+use crate::model::*;
+use crate::ports::{
+    CounterStatus, IdvPurpose, RelyingParty, StartRun, StartedRun, VerifiedAssertion,
+};
+use crate::validate;
+use passbind_proto::session::{Flow, IdvFailureReason, SessionState};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// The failure kind that counts towards the step-up lockout.
+pub(crate) const FAILURE_STEP_UP: &str = "step_up_biometric";
+
+/// Canonical JSON: object keys sorted, no whitespace. Used to hash transaction contexts so
+/// that the same context always yields the same hash whatever its key order.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String((*k).clone()).to_string());
+                    out.push(':');
+                    if let Some(x) = m.get(*k) {
+                        write(x, out);
+                    }
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
+}
+
+/// `SHA-256(canonical JSON of the transaction context)`.
+pub fn transaction_hash(ctx: &serde_json::Value) -> [u8; 32] {
+    sha256(canonical_json(ctx).as_bytes())
+}
+
+/// The step-up challenge: `SHA-256("passbind/step-up/v1" 0x00 nonce tx_hash)`, where `tx_hash`
+/// is 32 zero bytes when there is no transaction context. The assertion's signature over
+/// clientDataJSON (which carries the challenge) thereby commits to the transaction.
+pub fn step_up_challenge(nonce: &[u8; 32], tx_hash: Option<&[u8; 32]>) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(20 + 1 + 64);
+    buf.extend_from_slice(b"passbind/step-up/v1");
+    buf.push(0);
+    buf.extend_from_slice(nonce);
+    buf.extend_from_slice(tx_hash.unwrap_or(&[0u8; 32]));
+    sha256(&buf)
+}
+
+impl Engine {
+    /// The built-in relying party, or `not_supported` in external mode.
+    pub(crate) fn builtin_rp(&self) -> Result<&Arc<dyn RelyingParty>, CoreError> {
+        match &self.rp {
+            RpMode::BuiltIn(rp) => Ok(rp),
+            RpMode::External => Err(CoreError::NotSupported(
+                "WebAuthn is verified by the integrator's IDP in external relying-party mode",
+            )),
+        }
+    }
+
+    /// A user who exists and was not erased.
+    pub(crate) async fn active_user(
+        &self,
+        external_user_id: &str,
+    ) -> Result<UserRecord, CoreError> {
+        validate::external_user_id(external_user_id)?;
+        match self.store.user_by_external_id(external_user_id).await? {
+            Some(u) if u.erased_at.is_none() => Ok(u),
+            _ => Err(CoreError::UserNotFound),
+        }
+    }
+
+    /// The user's biometric token, decrypted in memory only.
+    pub(crate) async fn stored_token(
+        &self,
+        user: &UserRecord,
+    ) -> Result<Zeroizing<String>, CoreError> {
+        let rec = self
+            .store
+            .ebt(&user.id)
+            .await?
+            .ok_or(CoreError::NoBiometricReference)?;
+        Ok(self.keys.ebt.open_ebt(&rec)?)
+    }
+
+    /// Starts a run whose input is the user's stored token.
+    pub(crate) async fn start_match_run(
+        &self,
+        purpose: IdvPurpose,
+        session_id: &str,
+        user: &UserRecord,
+        custom_data: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<StartedRun, CoreError> {
+        let token = self.stored_token(user).await?;
+        let provider = self.provider(&self.config.idv_provider)?;
+        Ok(provider
+            .start_run(StartRun {
+                purpose,
+                session_id: session_id.to_owned(),
+                customer_user_ref: self.user_ref(&user.external_user_id),
+                biometric_token: Some(token),
+                custom_data,
+            })
+            .await?)
+    }
+
+    /// Refuses a step-up while the user is locked out after repeated face mismatches.
+    pub(crate) async fn check_lockout(&self, user: &UserRecord) -> Result<(), CoreError> {
+        let c = &self.config;
+        if c.lockout_threshold == 0 {
+            return Ok(());
+        }
+        let now = self.now();
+        let window = i64::try_from(c.lockout_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let failures = self
+            .store
+            .failures_since(&user.id, FAILURE_STEP_UP, now.saturating_sub(window))
+            .await?;
+        if failures.len() >= c.lockout_threshold as usize {
+            let last = failures.last().copied().unwrap_or(now);
+            let duration =
+                i64::try_from(c.lockout_duration_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+            let until = last.saturating_add(duration);
+            if until > now {
+                let secs = (until - now + 999) / 1000;
+                return Err(CoreError::RateLimited {
+                    retry_after_seconds: u64::try_from(secs).unwrap_or(1),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The user's active credentials as a WebAuthn allow list.
+    pub(crate) async fn allow_list(
+        &self,
+        user: &UserRecord,
+    ) -> Result<Vec<(Vec<u8>, Vec<String>)>, CoreError> {
+        Ok(self
+            .store
+            .credentials_of_user(&user.id)
+            .await?
+            .into_iter()
+            .filter(|c| c.revoked_at.is_none() && c.public_key.is_some())
+            .filter_map(|c| b64url_decode(&c.credential_id).map(|id| (id, c.transports)))
+            .collect())
+    }
+
+    /// Verifies an assertion for `expected_user` (or, usernameless, for whoever the credential
+    /// belongs to). Returns the user, the credential and the verified assertion.
+    pub(crate) async fn verify_user_assertion(
+        &self,
+        expected_user: Option<&UserRecord>,
+        challenge: &[u8],
+        response: &serde_json::Value,
+    ) -> Result<(UserRecord, CredentialRecord, VerifiedAssertion), CoreError> {
+        let rp = self.builtin_rp()?;
+        let parts = rp.parse_assertion(response).map_err(CoreError::Webauthn)?;
+        let fail = |reason: &'static str, message: &str| {
+            CoreError::Webauthn(crate::ports::RpError {
+                reason,
+                message: message.to_owned(),
+            })
+        };
+        let cid = crate::crypto::b64url(&parts.credential_id);
+        let cred = match self.store.credential(&cid).await? {
+            Some(c) if c.revoked_at.is_none() => c,
+            Some(_) => return Err(fail("credential_revoked", "the credential was revoked")),
+            None => return Err(fail("unknown_credential", "no such credential")),
+        };
+        let user = match expected_user {
+            Some(u) if u.id == cred.user_id => u.clone(),
+            Some(_) => {
+                return Err(fail(
+                    "credential_not_allowed",
+                    "the credential belongs to another user",
+                ))
+            }
+            None => self
+                .store
+                .user(&cred.user_id)
+                .await?
+                .filter(|u| u.erased_at.is_none())
+                .ok_or_else(|| fail("unknown_credential", "no such credential"))?,
+        };
+        // L3 §7.2 step 6: a returned user handle must be the credential's user's; a
+        // usernameless sign-in must return one.
+        match &parts.user_handle {
+            Some(h) if !crate::crypto::ct_eq(h, &user.user_handle) => {
+                return Err(fail(
+                    "user_handle_mismatch",
+                    "the user handle does not match",
+                ))
+            }
+            None if expected_user.is_none() => {
+                return Err(fail(
+                    "user_handle_missing",
+                    "a usernameless sign-in needs the authenticator's user handle",
+                ))
+            }
+            _ => {}
+        }
+        let key = cred
+            .public_key
+            .as_deref()
+            .ok_or_else(|| fail("unknown_credential", "the credential has no public key"))?;
+        let stored = u32::try_from(cred.sign_count).unwrap_or(u32::MAX);
+        let verified = rp
+            .verify_assertion(challenge, &parts.credential_id.clone(), key, stored, parts)
+            .map_err(CoreError::Webauthn)?;
+        if verified.counter == CounterStatus::Regressed && self.config.reject_counter_regression {
+            tracing::warn!(credential = %cid, "signature counter went backwards: refused");
+            return Err(fail(
+                "counter_regressed",
+                "the signature counter went backwards (possible cloned authenticator)",
+            ));
+        }
+        if verified.counter == CounterStatus::Regressed {
+            tracing::warn!(credential = %cid, "signature counter went backwards: recorded");
+        }
+        Ok((user, cred, verified))
+    }
+
+    /// The write that records a sign-in on the credential.
+    pub(crate) fn credential_use(
+        cred: &CredentialRecord,
+        v: &VerifiedAssertion,
+        now: Millis,
+    ) -> Write {
+        Write::UpdateCredentialUse {
+            credential_id: cred.credential_id.clone(),
+            // A regressed counter keeps the highest value seen.
+            sign_count: cred.sign_count.max(i64::from(v.new_sign_count)),
+            backed_up: v.backed_up,
+            last_used_at: now,
+        }
+    }
+
+    /// The completion gate of the flows that verify identity: the session's state must be
+    /// `idv_passed`; otherwise the error says why.
+    pub(crate) fn completion_gate(&self, s: &SessionRecord) -> Result<SessionState, CoreError> {
+        let state = effective_state(s.state, s.expires_at, self.now());
+        let mismatch = || {
+            if s.flow == Flow::Recovery {
+                CoreError::RecoveryBiometricMismatch
+            } else {
+                CoreError::BiometricMismatch
+            }
+        };
+        match state {
+            SessionState::IdvPassed => Ok(state),
+            SessionState::Expired => Err(CoreError::SessionExpired),
+            SessionState::CaptureFailed => Err(mismatch()),
+            SessionState::IdvFailed => Err(match s.idv_failure {
+                Some(IdvFailureReason::Declined) | None => mismatch(),
+                Some(r) => CoreError::IdvFailed(r.as_str()),
+            }),
+            SessionState::Created | SessionState::IdvPending => Err(CoreError::invalid_state(
+                state,
+                "the identity verification has not passed yet",
+            )),
+            SessionState::Completed | SessionState::Cancelled => {
+                Err(CoreError::invalid_state(state, "the session is closed"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_ignores_key_order_and_whitespace() {
+        let a = json!({"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": "é\"q"}});
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{ "a" : { "x":"é\"q", "y":[1,{"c":3,"d":2}] }, "b":1 }"#)
+                .unwrap_or_default();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":"é\"q","y":[1,{"c":3,"d":2}]},"b":1}"#
+        );
+        assert_ne!(
+            transaction_hash(&json!({"amount": 10})),
+            transaction_hash(&json!({"amount": 11}))
+        );
+    }
+
+    #[test]
+    fn the_challenge_commits_to_the_transaction() {
+        let n = [7u8; 32];
+        let t1 = transaction_hash(&json!({"amount": 10}));
+        let t2 = transaction_hash(&json!({"amount": 1000}));
+        assert_ne!(
+            step_up_challenge(&n, Some(&t1)),
+            step_up_challenge(&n, Some(&t2))
+        );
+        assert_ne!(
+            step_up_challenge(&n, Some(&t1)),
+            step_up_challenge(&n, None)
+        );
+        assert_ne!(
+            step_up_challenge(&n, None),
+            step_up_challenge(&[8u8; 32], None)
+        );
+    }
+}
