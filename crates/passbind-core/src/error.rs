@@ -160,6 +160,19 @@ impl From<IdvError> for CoreError {
     }
 }
 
+impl CoreError {
+    /// The error of an outbound call to the provider (starting or reading a run). Unlike an
+    /// inbound message, a malformed *answer* is the provider's fault, not the caller's: the
+    /// integrator (or the webhook sender, who will retry) sees `idv_unavailable` (502), never a
+    /// 4xx that blames its own request.
+    pub fn provider_call(e: IdvError) -> Self {
+        match e {
+            IdvError::Malformed(m) => Self::IdvUnavailable(m),
+            other => other.into(),
+        }
+    }
+}
+
 impl From<crate::crypto::CryptoError> for CoreError {
     fn from(e: crate::crypto::CryptoError) -> Self {
         Self::Internal(format!("key ring: {e}"))

@@ -31,6 +31,18 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Sessions waiting for an identity-verification verdict: state `idv_pending`, a run id
+    /// set, not expired at `now` (`expires_at > now`), and unchanged since `updated_before`
+    /// (`updated_at <= updated_before`: the run is at least that old). Ordered by
+    /// `(updated_at, id)`; with `after`, only the sessions that sort after it (keyset paging).
+    /// At most `limit`.
+    async fn sessions_awaiting_idv(
+        &self,
+        now: Millis,
+        updated_before: Millis,
+        after: Option<&SessionCursor>,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
 
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_external_id(
@@ -64,6 +76,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A position in the list of [`Store::sessions_awaiting_idv`]: the last session read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub updated_at: Millis,
+    pub id: String,
+}
+
+impl SessionCursor {
+    pub fn of(s: &SessionRecord) -> Self {
+        Self {
+            updated_at: s.updated_at,
+            id: s.id.clone(),
+        }
+    }
 }
 
 /// What an identity-verification run is for. Each maps to one configured workflow.
@@ -137,6 +165,27 @@ impl RunStatus {
     pub fn is_terminal(&self) -> bool {
         !matches!(self, Self::Processing | Self::AwaitingInput)
     }
+
+    /// The provider's status string (`awaiting_input` for both waiting statuses).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Processing => "processing",
+            Self::AwaitingInput => "awaiting_input",
+            Self::Approved => "approved",
+            Self::Declined => "declined",
+            Self::Review => "review",
+            Self::Abandoned => "abandoned",
+            Self::Error => "error",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// The replay-protection key of a run's completion: `{run_id}:workflow_run.completed:{status}`.
+/// A webhook delivery and a reconciled read of the same outcome share it, so whichever comes
+/// second is a duplicate.
+pub fn run_completed_event_key(run_id: &str, status: &str) -> String {
+    format!("{run_id}:workflow_run.completed:{status}")
 }
 
 /// The authoritative state of a run, read from the provider.
@@ -185,6 +234,11 @@ pub trait IdvProvider: Send + Sync + 'static {
     ) -> Result<WebhookEvent, IdvError>;
     /// Reads a run from the provider: the only source of truth for its outcome.
     async fn fetch_run(&self, run_id: &str) -> Result<RunOutcome, IdvError>;
+    /// The event key under which an outcome read by polling (the reconciler) is recorded: the
+    /// key the provider's completion webhook for that outcome carries.
+    fn completion_event_key(&self, outcome: &RunOutcome) -> String {
+        run_completed_event_key(&outcome.run_id, outcome.status.as_str())
+    }
 }
 
 /// A credential the relying party verified at registration.

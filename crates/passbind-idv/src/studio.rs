@@ -6,6 +6,11 @@
 //! [`StudioConfig::max_retry_delay`]. Other 4xx answers become [`IdvError::Rejected`]; retries
 //! exhausted become [`IdvError::Unavailable`]. Tokens and biometric tokens are never logged.
 //!
+//! Authentication is either the API token (`Authorization: Token token=...`) or OAuth2 client
+//! credentials ([`OAuthClient`]): the client exchanges them at `{base}/oauth/token` for an
+//! access token, sends it as `Authorization: Bearer ...`, keeps it until shortly before it
+//! expires, and fetches a new one once if the provider answers 401.
+//!
 //! Retrying `POST /applicants` or `POST /workflow_runs` after a timeout can leave an orphan
 //! applicant or run at the provider (the API has no idempotency key); Passbind only ever uses
 //! the run whose id it received.
@@ -19,13 +24,15 @@ use crate::ConfigError;
 pub use crate::WorkflowIds;
 use async_trait::async_trait;
 use passbind_core::ports::{
-    IdvError, IdvProvider, RunOutcome, RunStatus, StartRun, StartedRun, WebhookEvent,
+    run_completed_event_key, IdvError, IdvProvider, RunOutcome, RunStatus, StartRun, StartedRun,
+    WebhookEvent,
 };
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::time::Duration;
+use tokio::time::Instant;
 use url::Url;
 use zeroize::Zeroizing;
 
@@ -41,6 +48,28 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// Default cap on one wait between attempts, `Retry-After` included.
 pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// How long an OAuth2 access token is kept when the provider does not say (`expires_in`).
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// The longest margin before an access token's expiry at which a new one is fetched.
+pub const MAX_TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// OAuth2 client credentials, the alternative to the API token: exchanged at
+/// `{base}/oauth/token` (form `grant_type=client_credentials`, `client_id`, `client_secret`)
+/// for a bearer access token. The secret is redacted in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
 
 /// The configuration of a [`StudioClient`].
 #[derive(Clone)]
@@ -50,7 +79,10 @@ pub struct StudioConfig {
     /// The API base, e.g. `https://api.eu.onfido.com/v3.6` or the simulator's.
     pub base_url: Url,
     /// Sent as `Authorization: Token token=<api_token>`. Secret: redacted in `Debug`.
+    /// Leave it empty when [`StudioConfig::oauth`] is set.
     pub api_token: String,
+    /// OAuth2 client credentials instead of the API token.
+    pub oauth: Option<OAuthClient>,
     /// The webhook's token: the HMAC key of `X-SHA2-Signature`. Secret: redacted in `Debug`.
     pub webhook_token: String,
     pub workflow_ids: WorkflowIds,
@@ -79,6 +111,7 @@ impl StudioConfig {
             name: name.into(),
             base_url,
             api_token: api_token.into(),
+            oauth: None,
             webhook_token: webhook_token.into(),
             workflow_ids,
             capture_url: None,
@@ -109,6 +142,7 @@ impl fmt::Debug for StudioConfig {
             .field("name", &self.name)
             .field("base_url", &self.base_url.as_str())
             .field("api_token", &"<redacted>")
+            .field("oauth", &self.oauth)
             .field("webhook_token", &"<redacted>")
             .field("workflow_ids", &self.workflow_ids)
             .field("capture_url", &self.capture_url)
@@ -120,11 +154,66 @@ impl fmt::Debug for StudioConfig {
     }
 }
 
+/// How the client authenticates to the provider.
+enum Auth {
+    /// `Authorization: Token token=<api token>`.
+    Token(HeaderValue),
+    /// OAuth2 client credentials, exchanged for a bearer token that is cached.
+    OAuth(OAuthState),
+}
+
+struct OAuthState {
+    token_url: Url,
+    /// The form body of the token request (it carries the client secret).
+    form: Zeroizing<String>,
+    /// The current access token; the lock is held while a new one is fetched, so that
+    /// concurrent calls wait for one fetch instead of starting their own.
+    cached: tokio::sync::Mutex<Option<CachedToken>>,
+}
+
+struct CachedToken {
+    /// `Bearer <access token>`, marked sensitive.
+    header: HeaderValue,
+    refresh_at: Instant,
+}
+
+/// The token endpoint's answer (RFC 6749 §5.1). Not `Debug`: it holds the access token.
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl Drop for TokenAnswer {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.access_token);
+    }
+}
+
+/// When to fetch a new access token: shortly before it expires (a tenth of its lifetime, at
+/// most [`MAX_TOKEN_REFRESH_MARGIN`]). `None` when it should not be cached at all.
+fn token_refresh_after(expires_in: Option<u64>) -> Option<Duration> {
+    let lifetime = expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+    let margin = (lifetime / 10).min(MAX_TOKEN_REFRESH_MARGIN);
+    let keep = lifetime.saturating_sub(margin);
+    (!keep.is_zero()).then_some(keep)
+}
+
+/// Why one logical request failed.
+enum SendError {
+    /// 401: the credentials were refused (an OAuth2 token may be refreshed once).
+    Unauthorized(String),
+    Failed(IdvError),
+}
+
 /// The Studio v3.6 client; an [`IdvProvider`].
 pub struct StudioClient {
     name: String,
     base: Url,
-    authorization: HeaderValue,
+    auth: Auth,
     webhook_token: Zeroizing<String>,
     workflow_ids: WorkflowIds,
     capture_url: Option<String>,
@@ -141,6 +230,13 @@ impl fmt::Debug for StudioClient {
             .field("base", &self.base.as_str())
             .field("workflow_ids", &self.workflow_ids)
             .field("capture_url", &self.capture_url)
+            .field(
+                "auth",
+                &match self.auth {
+                    Auth::Token(_) => "api token",
+                    Auth::OAuth(_) => "oauth2 client credentials",
+                },
+            )
             .field("max_retries", &self.max_retries)
             .finish_non_exhaustive()
     }
@@ -160,19 +256,59 @@ impl StudioClient {
         }
         base.set_query(None);
         base.set_fragment(None);
-        if config.api_token.is_empty() {
-            return Err(ConfigError("the provider API token is empty".into()));
-        }
         if config.webhook_token.is_empty() {
             return Err(ConfigError("the provider webhook token is empty".into()));
         }
         config.workflow_ids.validate()?;
         let api_token = Zeroizing::new(config.api_token);
-        let auth = Zeroizing::new(format!("Token token={}", api_token.as_str()));
-        let mut authorization = HeaderValue::from_str(&auth).map_err(|_| {
-            ConfigError("the provider API token has characters a header cannot carry".into())
-        })?;
-        authorization.set_sensitive(true);
+        let auth = match config.oauth {
+            Some(oauth) => {
+                if !api_token.is_empty() {
+                    return Err(ConfigError(
+                        "set either the provider API token or OAuth2 client credentials, not both"
+                            .into(),
+                    ));
+                }
+                let client_id = Zeroizing::new(oauth.client_id);
+                let client_secret = Zeroizing::new(oauth.client_secret);
+                if client_id.trim().is_empty() || client_secret.is_empty() {
+                    return Err(ConfigError(
+                        "OAuth2 needs both a client id and a client secret".into(),
+                    ));
+                }
+                let mut token_url = base.clone();
+                token_url
+                    .path_segments_mut()
+                    .map_err(|()| ConfigError("the base URL cannot carry a path".into()))?
+                    .pop_if_empty()
+                    .extend(["oauth", "token"]);
+                let form = Zeroizing::new(
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("grant_type", "client_credentials")
+                        .append_pair("client_id", &client_id)
+                        .append_pair("client_secret", &client_secret)
+                        .finish(),
+                );
+                Auth::OAuth(OAuthState {
+                    token_url,
+                    form,
+                    cached: tokio::sync::Mutex::new(None),
+                })
+            }
+            None => {
+                if api_token.is_empty() {
+                    return Err(ConfigError("the provider API token is empty".into()));
+                }
+                let header = Zeroizing::new(format!("Token token={}", api_token.as_str()));
+                let mut authorization = HeaderValue::from_str(&header).map_err(|_| {
+                    ConfigError(
+                        "the provider API token has characters a header cannot carry".into(),
+                    )
+                })?;
+                authorization.set_sensitive(true);
+                Auth::Token(authorization)
+            }
+        };
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -183,7 +319,7 @@ impl StudioClient {
         Ok(Self {
             name: config.name,
             base,
-            authorization,
+            auth,
             webhook_token: Zeroizing::new(config.webhook_token),
             workflow_ids: config.workflow_ids,
             capture_url: config.capture_url,
@@ -273,6 +409,79 @@ impl StudioClient {
         retry_after.unwrap_or(exponential).min(self.max_retry_delay)
     }
 
+    /// The `Authorization` header for the next request: the API token, or the cached OAuth2
+    /// access token (fetched first when there is none or it is about to expire).
+    async fn authorization(&self) -> Result<HeaderValue, IdvError> {
+        let oauth = match &self.auth {
+            Auth::Token(header) => return Ok(header.clone()),
+            Auth::OAuth(oauth) => oauth,
+        };
+        let mut cached = oauth.cached.lock().await;
+        if let Some(token) = cached.as_ref() {
+            if Instant::now() < token.refresh_at {
+                return Ok(token.header.clone());
+            }
+        }
+        let requested_at = Instant::now();
+        let bytes = match self
+            .send(
+                &Method::POST,
+                &oauth.token_url,
+                None,
+                Some(("application/x-www-form-urlencoded", oauth.form.as_bytes())),
+                "obtain OAuth2 token",
+            )
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(SendError::Failed(e)) => return Err(e),
+            Err(SendError::Unauthorized(message)) => {
+                tracing::warn!(provider = %self.name, %message, "IDV provider refused the OAuth2 client credentials");
+                return Err(IdvError::Rejected(message));
+            }
+        };
+        let answer: TokenAnswer = serde_json::from_slice(&bytes)
+            .map_err(|_| IdvError::Malformed("obtain OAuth2 token: unreadable answer".into()))?;
+        if let Some(kind) = &answer.token_type {
+            if !kind.eq_ignore_ascii_case("bearer") {
+                return Err(IdvError::Malformed(format!(
+                    "obtain OAuth2 token: token type {kind} is not bearer"
+                )));
+            }
+        }
+        if answer.access_token.is_empty() {
+            return Err(IdvError::Malformed(
+                "obtain OAuth2 token: empty access token".into(),
+            ));
+        }
+        let value = Zeroizing::new(format!("Bearer {}", answer.access_token));
+        let mut header = HeaderValue::from_str(&value).map_err(|_| {
+            IdvError::Malformed(
+                "obtain OAuth2 token: the access token cannot be sent in a header".into(),
+            )
+        })?;
+        header.set_sensitive(true);
+        *cached = token_refresh_after(answer.expires_in).map(|keep| CachedToken {
+            header: header.clone(),
+            refresh_at: requested_at + keep,
+        });
+        tracing::debug!(provider = %self.name, "OAuth2 access token obtained");
+        Ok(header)
+    }
+
+    /// Drops the cached OAuth2 token if it is still `used` (a concurrent call may already have
+    /// replaced it).
+    async fn forget_token(&self, used: &HeaderValue) {
+        if let Auth::OAuth(oauth) = &self.auth {
+            let mut cached = oauth.cached.lock().await;
+            if cached.as_ref().is_some_and(|t| t.header == used) {
+                *cached = None;
+            }
+        }
+    }
+
+    /// A JSON API call with the retry policy. With OAuth2, a 401 fetches a new access token
+    /// and tries once more.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -280,16 +489,62 @@ impl StudioClient {
         body: Option<&[u8]>,
         what: &'static str,
     ) -> Result<T, IdvError> {
+        let mut refreshed = false;
+        loop {
+            let authorization = self.authorization().await?;
+            let sent = self
+                .send(
+                    &method,
+                    &url,
+                    Some(&authorization),
+                    body.map(|b| ("application/json", b)),
+                    what,
+                )
+                .await;
+            match sent {
+                Ok(bytes) => {
+                    return serde_json::from_slice(&bytes).map_err(|e| {
+                        IdvError::Malformed(format!("{what}: unreadable answer: {e}"))
+                    });
+                }
+                Err(SendError::Unauthorized(_))
+                    if !refreshed && matches!(self.auth, Auth::OAuth(_)) =>
+                {
+                    tracing::info!(provider = %self.name, "OAuth2 access token refused; fetching a new one");
+                    self.forget_token(&authorization).await;
+                    refreshed = true;
+                }
+                Err(SendError::Unauthorized(message)) => {
+                    tracing::warn!(provider = %self.name, %message, "IDV provider refused the credentials");
+                    return Err(IdvError::Rejected(message));
+                }
+                Err(SendError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One logical request: at most `max_retries + 1` attempts, retrying 429, 5xx and
+    /// transport errors. Returns the body of a 2xx answer.
+    async fn send(
+        &self,
+        method: &Method,
+        url: &Url,
+        authorization: Option<&HeaderValue>,
+        body: Option<(&'static str, &[u8])>,
+        what: &'static str,
+    ) -> Result<bytes::Bytes, SendError> {
         let mut retry = 0u32;
         loop {
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, self.authorization.clone())
                 .header(ACCEPT, "application/json");
-            if let Some(body) = body {
+            if let Some(authorization) = authorization {
+                request = request.header(AUTHORIZATION, authorization.clone());
+            }
+            if let Some((content_type, body)) = body {
                 request = request
-                    .header(CONTENT_TYPE, "application/json")
+                    .header(CONTENT_TYPE, content_type)
                     .body(body.to_vec());
             }
             let failure = match request.send().await {
@@ -297,11 +552,7 @@ impl StudioClient {
                     let status = response.status();
                     let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER));
                     match response.bytes().await {
-                        Ok(bytes) if status.is_success() => {
-                            return serde_json::from_slice(&bytes).map_err(|e| {
-                                IdvError::Malformed(format!("{what}: unreadable answer: {e}"))
-                            });
-                        }
+                        Ok(bytes) if status.is_success() => return Ok(bytes),
                         Ok(bytes)
                             if status == StatusCode::TOO_MANY_REQUESTS
                                 || status.is_server_error() =>
@@ -311,10 +562,13 @@ impl StudioClient {
                                 retry_after,
                             }
                         }
+                        Ok(bytes) if status == StatusCode::UNAUTHORIZED => {
+                            return Err(SendError::Unauthorized(describe(what, status, &bytes)));
+                        }
                         Ok(bytes) => {
                             let message = describe(what, status, &bytes);
                             tracing::warn!(provider = %self.name, %message, "IDV provider refused the request");
-                            return Err(IdvError::Rejected(message));
+                            return Err(SendError::Failed(IdvError::Rejected(message)));
                         }
                         Err(e) => Failure {
                             message: format!("{what}: reading the answer failed: {e}"),
@@ -323,7 +577,9 @@ impl StudioClient {
                     }
                 }
                 Err(e) if e.is_builder() => {
-                    return Err(IdvError::Rejected(format!("{what}: {e}")));
+                    return Err(SendError::Failed(IdvError::Rejected(format!(
+                        "{what}: {e}"
+                    ))));
                 }
                 Err(e) => Failure {
                     message: format!("{what}: {}", transport_error(&e)),
@@ -332,7 +588,7 @@ impl StudioClient {
             };
             if retry >= self.max_retries {
                 tracing::warn!(provider = %self.name, message = %failure.message, attempts = retry + 1, "IDV provider unavailable");
-                return Err(IdvError::Unavailable(failure.message));
+                return Err(SendError::Failed(IdvError::Unavailable(failure.message)));
             }
             let delay = self.retry_delay(retry, failure.retry_after);
             tracing::info!(provider = %self.name, message = %failure.message, retry = retry + 1, delay_ms = delay.as_millis() as u64, "retrying IDV provider call");
@@ -487,7 +743,8 @@ impl IdvProvider for StudioClient {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| IdvError::Malformed("webhook without object.status".into()))?;
         Ok(WebhookEvent::RunCompleted {
-            event_key: format!("{id}:{}:{status}", payload.action),
+            // The reconciler records a polled outcome under the same key.
+            event_key: run_completed_event_key(&id, &status),
             run_id: id,
         })
     }
@@ -571,6 +828,64 @@ mod tests {
         c.api_token = "bad\ntoken".into();
         assert!(StudioClient::new(c).is_err());
         assert!(StudioClient::new(StudioConfig::default()).is_err());
+    }
+
+    fn oauth_config() -> StudioConfig {
+        let mut c = config();
+        c.api_token = String::new();
+        c.oauth = Some(OAuthClient {
+            client_id: "client-1".into(),
+            client_secret: "oauth_secret_value".into(),
+        });
+        c
+    }
+
+    #[test]
+    fn oauth_configurations() {
+        let client = StudioClient::new(oauth_config()).unwrap();
+        match &client.auth {
+            Auth::OAuth(o) => {
+                assert_eq!(
+                    o.token_url.as_str(),
+                    "https://api.eu.onfido.com/v3.6/oauth/token"
+                );
+                assert_eq!(
+                    o.form.as_str(),
+                    "grant_type=client_credentials&client_id=client-1&client_secret=oauth_secret_value"
+                );
+            }
+            Auth::Token(_) => panic!("expected OAuth2"),
+        }
+        let c = oauth_config();
+        assert!(!format!("{c:?}").contains("oauth_secret_value"));
+        assert!(!format!("{client:?}").contains("oauth_secret_value"));
+        // Both an API token and client credentials: refused, as are half credentials.
+        let mut c = oauth_config();
+        c.api_token = "api_secret_value".into();
+        assert!(StudioClient::new(c).is_err());
+        let mut c = oauth_config();
+        c.oauth.as_mut().unwrap().client_secret = String::new();
+        assert!(StudioClient::new(c).is_err());
+        let mut c = oauth_config();
+        c.oauth.as_mut().unwrap().client_id = " ".into();
+        assert!(StudioClient::new(c).is_err());
+    }
+
+    #[test]
+    fn access_tokens_are_kept_until_shortly_before_they_expire() {
+        assert_eq!(
+            token_refresh_after(Some(3600)),
+            Some(Duration::from_secs(3540))
+        );
+        assert_eq!(
+            token_refresh_after(Some(100)),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            token_refresh_after(None),
+            Some(DEFAULT_TOKEN_LIFETIME - DEFAULT_TOKEN_LIFETIME / 10)
+        );
+        assert_eq!(token_refresh_after(Some(0)), None);
     }
 
     #[test]

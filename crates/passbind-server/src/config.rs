@@ -21,6 +21,25 @@ pub enum RpModeSetting {
     External,
 }
 
+/// The Entrust/Onfido region whose API Passbind calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnfidoRegion {
+    Eu,
+    Us,
+    Ca,
+}
+
+impl OnfidoRegion {
+    /// The region's API v3.6 base URL.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Self::Eu => "https://api.eu.onfido.com/v3.6",
+            Self::Us => "https://api.us.onfido.com/v3.6",
+            Self::Ca => "https://api.ca.onfido.com/v3.6",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Pretty,
@@ -64,7 +83,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
 
     /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite in the data directory.
-    #[arg(long, env = "PASSBIND_DATABASE_URL")]
+    #[arg(long, env = "PASSBIND_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
     /// Maximum database connections of this replica.
@@ -113,13 +132,76 @@ pub struct Settings {
     #[arg(long, env = "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID")]
     pub recovery_workflow_id: Option<String>,
 
+    /// Entrust/Onfido: the region of the account (`eu`, `us` or `ca`).
+    #[arg(long, env = "PASSBIND_ONFIDO_REGION", value_enum, default_value = "eu")]
+    pub onfido_region: OnfidoRegion,
+
+    /// Entrust/Onfido: the API base URL, version path included; overrides the region
+    /// (default: `https://api.<region>.onfido.com/v3.6`).
+    #[arg(long, env = "PASSBIND_ONFIDO_BASE_URL")]
+    pub onfido_base_url: Option<url::Url>,
+
+    /// Entrust/Onfido: the API token (sent as `Authorization: Token token=...`). Alternatively
+    /// set the OAuth2 client id and secret.
+    #[arg(long, env = "PASSBIND_ONFIDO_API_TOKEN", hide_env_values = true)]
+    pub onfido_api_token: Option<Secret>,
+
+    /// Entrust/Onfido: OAuth2 client id (client-credentials grant), instead of the API token.
+    #[arg(long, env = "PASSBIND_ONFIDO_CLIENT_ID")]
+    pub onfido_client_id: Option<String>,
+
+    /// Entrust/Onfido: OAuth2 client secret, with the client id.
+    #[arg(long, env = "PASSBIND_ONFIDO_CLIENT_SECRET", hide_env_values = true)]
+    pub onfido_client_secret: Option<Secret>,
+
+    /// Entrust/Onfido: the webhook's token, the key of its `X-SHA2-Signature`.
+    #[arg(long, env = "PASSBIND_ONFIDO_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub onfido_webhook_token: Option<Secret>,
+
+    /// Calls to the IDV provider: timeout of one attempt, seconds.
+    #[arg(long, env = "PASSBIND_IDV_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub idv_timeout_seconds: u64,
+
+    /// Calls to the IDV provider: retries after the first attempt (on 429, 5xx, network errors).
+    #[arg(long, env = "PASSBIND_IDV_MAX_RETRIES", default_value_t = 3)]
+    pub idv_max_retries: u32,
+
+    /// Calls to the IDV provider: the first wait before a retry, milliseconds (doubled each time).
+    #[arg(long, env = "PASSBIND_IDV_RETRY_BACKOFF_MS", default_value_t = 200)]
+    pub idv_retry_backoff_ms: u64,
+
+    /// Calls to the IDV provider: the longest single wait, `Retry-After` included, milliseconds.
+    #[arg(long, env = "PASSBIND_IDV_MAX_RETRY_DELAY_MS", default_value_t = 5000)]
+    pub idv_max_retry_delay_ms: u64,
+
+    /// Reconciler: seconds between passes that poll the provider for runs whose webhook has not
+    /// arrived (fractions allowed; 0 turns the reconciler off on this replica).
+    #[arg(
+        long,
+        env = "PASSBIND_IDV_RECONCILE_INTERVAL_SECONDS",
+        default_value_t = 30.0
+    )]
+    pub idv_reconcile_interval_seconds: f64,
+
+    /// Reconciler: how old a pending run must be before it is polled, seconds.
+    #[arg(
+        long,
+        env = "PASSBIND_IDV_RECONCILE_MIN_AGE_SECONDS",
+        default_value_t = 60.0
+    )]
+    pub idv_reconcile_min_age_seconds: f64,
+
+    /// Reconciler: at most this many runs are polled per pass (the next pass continues).
+    #[arg(long, env = "PASSBIND_IDV_RECONCILE_BATCH_SIZE", default_value_t = 100)]
+    pub idv_reconcile_batch_size: u32,
+
     /// Key ring for biometric tokens: `VERSION:BASE64KEY[,VERSION:BASE64KEY...]` (32-byte keys;
     /// the highest version seals new data). Required in production; generated in dev.
-    #[arg(long, env = "PASSBIND_KEYRING")]
+    #[arg(long, env = "PASSBIND_KEYRING", hide_env_values = true)]
     pub keyring: Option<Secret>,
 
     /// Key (base64, 32 bytes) for the keyed hash of external user ids. Required in production.
-    #[arg(long, env = "PASSBIND_USER_REF_KEY")]
+    #[arg(long, env = "PASSBIND_USER_REF_KEY", hide_env_values = true)]
     pub user_ref_key: Option<Secret>,
 
     /// Default session time to live, seconds.
@@ -222,6 +304,19 @@ impl Settings {
             registration_workflow_id: None,
             step_up_workflow_id: None,
             recovery_workflow_id: None,
+            onfido_region: OnfidoRegion::Eu,
+            onfido_base_url: None,
+            onfido_api_token: None,
+            onfido_client_id: None,
+            onfido_client_secret: None,
+            onfido_webhook_token: None,
+            idv_timeout_seconds: 10,
+            idv_max_retries: 3,
+            idv_retry_backoff_ms: 200,
+            idv_max_retry_delay_ms: 5000,
+            idv_reconcile_interval_seconds: 30.0,
+            idv_reconcile_min_age_seconds: 60.0,
+            idv_reconcile_batch_size: 100,
             keyring: None,
             user_ref_key: None,
             session_ttl_seconds: 900,

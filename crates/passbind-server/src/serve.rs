@@ -2,21 +2,21 @@
 //! IDV provider and relying party wired, and the server bound.
 
 use crate::adapters::{SystemClock, SystemRng};
-use crate::config::{Mode, RpModeSetting, Settings};
+use crate::config::{Mode, RpModeSetting, Secret, Settings};
 use crate::keys::{self, KeyMaterial};
 use crate::rp::WebauthnRp;
 use anyhow::{bail, Context};
 use passbind_core::auth::SCOPES;
-use passbind_core::ports::IdvProvider;
+use passbind_core::ports::{IdvProvider, SessionCursor};
 use passbind_core::{Engine, EngineConfig, Keys, RpMode};
 use passbind_idv::simulator::{self, SimulatorConfig};
-use passbind_idv::studio::{StudioClient, StudioConfig, WorkflowIds};
+use passbind_idv::studio::{OAuthClient, StudioClient, StudioConfig, WorkflowIds};
 use passbind_store::{ConnectOptions, SqlStore};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use url::Url;
 
@@ -36,11 +36,18 @@ pub struct RunningServer {
     pub dev_mode: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Stops the reconciler when set (or when dropped: the task also ends then).
+    stop_reconciler: watch::Sender<bool>,
+    reconciler: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting, finishes in-flight requests, and returns.
+    /// Stops the reconciler, stops accepting, finishes in-flight requests, and returns.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop_reconciler.send(true);
+        if let Some(reconciler) = self.reconciler.take() {
+            let _ = reconciler.await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -122,10 +129,160 @@ pub fn check_settings(s: &Settings) -> anyhow::Result<()> {
     if s.max_body_bytes < 1024 {
         problems.push("PASSBIND_MAX_BODY_BYTES must be at least 1024".to_owned());
     }
+    match s.idv_provider.as_str() {
+        "simulator" => {}
+        "onfido" => onfido_problems(s, &mut problems),
+        other => problems.push(format!(
+            "PASSBIND_IDV_PROVIDER must be `simulator` or `onfido`, not `{other}`"
+        )),
+    }
+    idv_call_problems(s, &mut problems);
     if problems.is_empty() {
         Ok(())
     } else {
         bail!("invalid settings:\n  - {}", problems.join("\n  - "))
+    }
+}
+
+/// A secret setting's value, if set and not empty.
+fn secret_value(s: &Option<Secret>) -> Option<&str> {
+    s.as_ref().map(|v| v.0.as_str()).filter(|v| !v.is_empty())
+}
+
+/// Whether `v` can be sent in an HTTP header as a token (visible ASCII, no spaces).
+fn header_safe(v: &str) -> bool {
+    v.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// Whether `v` has the shape of a UUID (Studio workflow ids are UUIDs).
+fn looks_like_uuid(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// The three Studio workflow settings, with their variable names.
+fn workflow_settings(s: &Settings) -> [(&'static str, Option<&str>); 3] {
+    [
+        (
+            "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+            s.registration_workflow_id.as_deref(),
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_STEP_UP_WORKFLOW_ID",
+            s.step_up_workflow_id.as_deref(),
+        ),
+        (
+            "BIOMETRIC_PASSKEY_IDV_RECOVERY_VERIFY_WORKFLOW_ID",
+            s.recovery_workflow_id.as_deref(),
+        ),
+    ]
+}
+
+/// What `PASSBIND_IDV_PROVIDER=onfido` needs. Messages name settings, never secret values.
+fn onfido_problems(s: &Settings, problems: &mut Vec<String>) {
+    let token = secret_value(&s.onfido_api_token);
+    let client_id = s
+        .onfido_client_id
+        .as_deref()
+        .filter(|v| !v.trim().is_empty());
+    let client_secret = secret_value(&s.onfido_client_secret);
+    match (token, client_id, client_secret) {
+        (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+        (Some(_), _, _) => problems.push(
+            "set either PASSBIND_ONFIDO_API_TOKEN or PASSBIND_ONFIDO_CLIENT_ID with \
+             PASSBIND_ONFIDO_CLIENT_SECRET (OAuth2), not both"
+                .to_owned(),
+        ),
+        (None, None, None) => problems.push(
+            "PASSBIND_ONFIDO_API_TOKEN (or PASSBIND_ONFIDO_CLIENT_ID with \
+             PASSBIND_ONFIDO_CLIENT_SECRET) is required for PASSBIND_IDV_PROVIDER=onfido"
+                .to_owned(),
+        ),
+        (None, Some(_), None) => problems
+            .push("PASSBIND_ONFIDO_CLIENT_ID needs PASSBIND_ONFIDO_CLIENT_SECRET".to_owned()),
+        (None, None, Some(_)) => problems
+            .push("PASSBIND_ONFIDO_CLIENT_SECRET needs PASSBIND_ONFIDO_CLIENT_ID".to_owned()),
+    }
+    if token.is_some_and(|t| !header_safe(t)) {
+        problems.push(
+            "PASSBIND_ONFIDO_API_TOKEN has characters an HTTP header cannot carry \
+             (spaces, control or non-ASCII characters)"
+                .to_owned(),
+        );
+    }
+    if secret_value(&s.onfido_webhook_token).is_none() {
+        problems.push(
+            "PASSBIND_ONFIDO_WEBHOOK_TOKEN (the webhook's token from the Onfido dashboard) is \
+             required for PASSBIND_IDV_PROVIDER=onfido"
+                .to_owned(),
+        );
+    }
+    for (name, value) in workflow_settings(s) {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => problems.push(format!(
+                "{name} is required for PASSBIND_IDV_PROVIDER=onfido"
+            )),
+            Some(v) if !looks_like_uuid(v) => problems.push(format!(
+                "{name} must be a Studio workflow id (a UUID such as \
+                 3f0c5a6e-8d4b-4c3a-9a57-1e2d3c4b5a69), not `{v}`"
+            )),
+            Some(_) => {}
+        }
+    }
+    if let Some(u) = &s.onfido_base_url {
+        if !matches!(u.scheme(), "http" | "https") || u.cannot_be_a_base() || u.host().is_none() {
+            problems.push("PASSBIND_ONFIDO_BASE_URL must be an http(s) URL".to_owned());
+        } else if s.mode == Mode::Production && u.scheme() != "https" {
+            problems.push("PASSBIND_ONFIDO_BASE_URL must be https in production".to_owned());
+        }
+        if u.query().is_some() || u.fragment().is_some() {
+            problems.push("PASSBIND_ONFIDO_BASE_URL must not have a query or fragment".to_owned());
+        }
+    }
+}
+
+/// The outbound call policy and the reconciler's settings.
+fn idv_call_problems(s: &Settings, problems: &mut Vec<String>) {
+    if !(1..=300).contains(&s.idv_timeout_seconds) {
+        problems.push("PASSBIND_IDV_TIMEOUT_SECONDS must be between 1 and 300".to_owned());
+    }
+    if s.idv_max_retries > 10 {
+        problems.push("PASSBIND_IDV_MAX_RETRIES must be at most 10".to_owned());
+    }
+    if !(1..=60_000).contains(&s.idv_retry_backoff_ms) {
+        problems.push("PASSBIND_IDV_RETRY_BACKOFF_MS must be between 1 and 60000".to_owned());
+    }
+    if !(1..=300_000).contains(&s.idv_max_retry_delay_ms) {
+        problems.push("PASSBIND_IDV_MAX_RETRY_DELAY_MS must be between 1 and 300000".to_owned());
+    }
+    let interval = s.idv_reconcile_interval_seconds;
+    if !(interval == 0.0 || (0.05..=86_400.0).contains(&interval)) {
+        problems.push(
+            "PASSBIND_IDV_RECONCILE_INTERVAL_SECONDS must be 0 (off) or between 0.05 and 86400"
+                .to_owned(),
+        );
+    }
+    if !(0.0..=86_400.0).contains(&s.idv_reconcile_min_age_seconds) {
+        problems
+            .push("PASSBIND_IDV_RECONCILE_MIN_AGE_SECONDS must be between 0 and 86400".to_owned());
+    }
+    if !(1..=10_000).contains(&s.idv_reconcile_batch_size) {
+        problems.push("PASSBIND_IDV_RECONCILE_BATCH_SIZE must be between 1 and 10000".to_owned());
+    }
+}
+
+/// The timeout and retry policy of outbound IDV calls, onto a client configuration.
+fn with_call_policy(s: &Settings, config: StudioConfig) -> StudioConfig {
+    StudioConfig {
+        timeout: Duration::from_secs(s.idv_timeout_seconds),
+        max_retries: s.idv_max_retries,
+        retry_backoff: Duration::from_millis(s.idv_retry_backoff_ms),
+        max_retry_delay: Duration::from_millis(s.idv_max_retry_delay_ms),
+        ..config
     }
 }
 
@@ -198,7 +355,10 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
             extra_routes = extra_routes.nest(SIMULATOR_PATH, router);
             client
         }
-        other => bail!("PASSBIND_IDV_PROVIDER={other} is not available (use `simulator`)"),
+        "onfido" => onfido_provider(&settings)?,
+        other => {
+            bail!("PASSBIND_IDV_PROVIDER={other} is not available (use `simulator` or `onfido`)")
+        }
     };
 
     let rp = match settings.rp_mode {
@@ -268,6 +428,29 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
         },
     );
     let router = router.merge(extra_routes);
+
+    let (stop_reconciler, stop_rx) = watch::channel(false);
+    let reconciler = if settings.idv_reconcile_interval_seconds > 0.0 {
+        Some(tokio::spawn(reconcile_loop(
+            engine.clone(),
+            ReconcileOptions {
+                // Both checked by `check_settings`; the fallbacks are the defaults.
+                interval: Duration::try_from_secs_f64(settings.idv_reconcile_interval_seconds)
+                    .unwrap_or(Duration::from_secs(30)),
+                min_age: Duration::try_from_secs_f64(settings.idv_reconcile_min_age_seconds)
+                    .unwrap_or(Duration::from_secs(60)),
+                batch_size: settings.idv_reconcile_batch_size,
+            },
+            stop_rx,
+        )))
+    } else {
+        tracing::warn!(
+            "the IDV reconciler is off on this replica (PASSBIND_IDV_RECONCILE_INTERVAL_SECONDS=0): \
+             a lost webhook leaves its session pending unless another replica reconciles"
+        );
+        None
+    };
+
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -285,7 +468,128 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
         dev_mode: settings.mode == Mode::Dev,
         shutdown: Some(tx),
         task,
+        stop_reconciler,
+        reconciler,
     })
+}
+
+/// How the reconciler runs.
+#[derive(Debug, Clone, Copy)]
+struct ReconcileOptions {
+    interval: Duration,
+    min_age: Duration,
+    batch_size: u32,
+}
+
+/// The reconciler: every interval (with a little jitter, so that replicas started together
+/// do not poll in lockstep), one pass over the sessions whose run is at least `min_age` old and
+/// still has no verdict. Ends when told to stop or when the server is dropped; a pass in
+/// flight is abandoned (every write is one atomic commit, so nothing is left half done).
+async fn reconcile_loop(
+    engine: Arc<Engine>,
+    options: ReconcileOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    let min_age_ms = i64::try_from(options.min_age.as_millis()).unwrap_or(i64::MAX);
+    let mut cursor: Option<SessionCursor> = None;
+    loop {
+        let mut r = [0u8; 1];
+        let jitter = match rng.fill(&mut r) {
+            Ok(()) => 0.8 + 0.4 * f64::from(r[0]) / 255.0,
+            Err(_) => 1.0,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(options.interval.mul_f64(jitter)) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let updated_before = engine.now().saturating_sub(min_age_ms);
+        let pass = engine.reconcile_pending(updated_before, cursor.take(), options.batch_size);
+        let result = tokio::select! {
+            r = pass => r,
+            _ = stop.changed() => return,
+        };
+        match result {
+            Ok(report) => {
+                if report.applied > 0 || report.failed > 0 {
+                    tracing::info!(
+                        examined = report.examined,
+                        applied = report.applied,
+                        still_running = report.still_running,
+                        already_settled = report.already_settled,
+                        failed = report.failed,
+                        skipped = report.skipped,
+                        provider_unavailable = report.provider_unavailable,
+                        "IDV reconciliation pass"
+                    );
+                } else {
+                    tracing::debug!(examined = report.examined, "IDV reconciliation pass");
+                }
+                cursor = report.next;
+            }
+            Err(e) => tracing::warn!(error = %e, "IDV reconciliation pass failed"),
+        }
+    }
+}
+
+/// The Entrust/Onfido Studio provider, from the `PASSBIND_ONFIDO_*` and workflow settings
+/// (already checked by [`check_settings`]).
+fn onfido_provider(settings: &Settings) -> anyhow::Result<Arc<dyn IdvProvider>> {
+    let base_url = match &settings.onfido_base_url {
+        Some(u) => u.clone(),
+        None => Url::parse(settings.onfido_region.base_url())?,
+    };
+    let workflow = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().to_owned();
+    let workflow_ids = WorkflowIds {
+        registration: workflow(&settings.registration_workflow_id),
+        step_up: workflow(&settings.step_up_workflow_id),
+        recovery: workflow(&settings.recovery_workflow_id),
+    };
+    let (api_token, oauth) = match secret_value(&settings.onfido_api_token) {
+        Some(token) => (token.to_owned(), None),
+        None => (
+            String::new(),
+            Some(OAuthClient {
+                client_id: settings
+                    .onfido_client_id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+                client_secret: secret_value(&settings.onfido_client_secret)
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
+        ),
+    };
+    let auth = if oauth.is_some() {
+        "oauth2 client credentials"
+    } else {
+        "api token"
+    };
+    let config = with_call_policy(
+        settings,
+        StudioConfig {
+            name: "onfido".to_owned(),
+            base_url: base_url.clone(),
+            api_token,
+            oauth,
+            webhook_token: secret_value(&settings.onfido_webhook_token)
+                .unwrap_or_default()
+                .to_owned(),
+            workflow_ids,
+            capture_url: None,
+            ..StudioConfig::default()
+        },
+    );
+    let client =
+        StudioClient::new(config).map_err(|e| anyhow::anyhow!("Entrust/Onfido provider: {e}"))?;
+    tracing::info!(base_url = %base_url, auth, "IDV provider: Entrust/Onfido Studio");
+    Ok(Arc::new(client))
 }
 
 /// The development simulator (mounted on this server) and the Studio client pointed at it.
@@ -324,15 +628,18 @@ fn simulator_provider(
         "{}{SIMULATOR_PATH}/sdk/captures",
         public_url.as_str().trim_end_matches('/')
     );
-    let client = StudioClient::new(StudioConfig {
-        name: "simulator".to_owned(),
-        base_url: Url::parse(&format!("{internal}{SIMULATOR_PATH}"))?,
-        api_token: keys.simulator.api_token.clone(),
-        webhook_token: keys.simulator.webhook_token.clone(),
-        workflow_ids: workflows,
-        capture_url: Some(capture_url),
-        ..StudioConfig::default()
-    })
+    let client = StudioClient::new(with_call_policy(
+        settings,
+        StudioConfig {
+            name: "simulator".to_owned(),
+            base_url: Url::parse(&format!("{internal}{SIMULATOR_PATH}"))?,
+            api_token: keys.simulator.api_token.clone(),
+            webhook_token: keys.simulator.webhook_token.clone(),
+            workflow_ids: workflows,
+            capture_url: Some(capture_url),
+            ..StudioConfig::default()
+        },
+    ))
     .map_err(|e| anyhow::anyhow!("simulator client: {e}"))?;
     Ok((router, Arc::new(client)))
 }

@@ -89,6 +89,10 @@ impl Default for ConnectOptions {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers of this process queue here instead of in
+    /// SQLite's busy handler, whose sleep-and-retry adds milliseconds under contention; other
+    /// processes on the same file still meet the busy timeout.
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqlStore {
@@ -219,6 +223,7 @@ async fn connect_sqlite(
     Ok(SqlStore {
         pool,
         backend: Backend::Sqlite,
+        write_lock: Default::default(),
     })
 }
 
@@ -264,6 +269,7 @@ async fn connect_postgres(url: &str, opts: &ConnectOptions) -> Result<SqlStore, 
     Ok(SqlStore {
         pool,
         backend: Backend::Postgres,
+        write_lock: Default::default(),
     })
 }
 

@@ -11,7 +11,7 @@ use passbind_core::model::{
     ApiKeyRecord, CredentialRecord, EbtRecord, Millis, SecretRecord, SessionRecord, StoreError,
     UserRecord, Write,
 };
-use passbind_core::ports::Store;
+use passbind_core::ports::{SessionCursor, Store};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::Any;
 
@@ -53,6 +53,10 @@ impl Store for SqlStore {
             return Ok(());
         }
         let b = self.backend;
+        let _writer = match b {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        };
         let begun = match b {
             // Take the write lock up front: a deferred transaction that reads first and writes
             // later can fail at once with SQLITE_BUSY when another writer got in between; an
@@ -117,6 +121,50 @@ impl Store for SqlStore {
         .bind(user_id)
         .bind(i64::from(limit));
         self.all("read sessions of user", q, rows::session).await
+    }
+
+    async fn sessions_awaiting_idv(
+        &self,
+        now: Millis,
+        updated_before: Millis,
+        after: Option<&SessionCursor>,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        // The literal state matches the partial index `sessions_awaiting_idv` (0003).
+        let q = match after {
+            None => sqlx::query(sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE state = 'idv_pending' AND idv_run_id IS NOT NULL \
+                     AND updated_at <= ? AND expires_at > ? \
+                     ORDER BY updated_at, id LIMIT ?"
+                )
+            ))
+            .bind(updated_before)
+            .bind(now)
+            .bind(i64::from(limit)),
+            Some(c) => sqlx::query(sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE state = 'idv_pending' AND idv_run_id IS NOT NULL \
+                     AND updated_at <= ? AND expires_at > ? \
+                     AND (updated_at > ? OR (updated_at = ? AND id > ?)) \
+                     ORDER BY updated_at, id LIMIT ?"
+                )
+            ))
+            .bind(updated_before)
+            .bind(now)
+            .bind(c.updated_at)
+            .bind(c.updated_at)
+            .bind(c.id.as_str())
+            .bind(i64::from(limit)),
+        };
+        self.all("read sessions awaiting idv", q, rows::session)
+            .await
     }
 
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {

@@ -62,6 +62,8 @@ on_both_backends!(
     update_session_bad_version_step,
     update_session_duplicate_idv_run,
     sessions_of_user_newest_first_limited,
+    sessions_awaiting_idv_filters_and_orders,
+    sessions_awaiting_idv_pages_with_a_cursor,
     // biometric tokens
     ebt_insert_and_read,
     insert_ebt_duplicate,

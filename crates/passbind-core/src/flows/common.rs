@@ -118,7 +118,7 @@ impl Engine {
     ) -> Result<StartedRun, CoreError> {
         let token = self.stored_token(user).await?;
         let provider = self.provider(&self.config.idv_provider)?;
-        Ok(provider
+        provider
             .start_run(StartRun {
                 purpose,
                 session_id: session_id.to_owned(),
@@ -126,7 +126,8 @@ impl Engine {
                 biometric_token: Some(token),
                 custom_data,
             })
-            .await?)
+            .await
+            .map_err(CoreError::provider_call)
     }
 
     /// Refuses a step-up while the user is locked out after repeated face mismatches.

@@ -45,6 +45,12 @@ pub fn classify(status: &RunStatus) -> Option<Result<(), IdvFailureReason>> {
 
 impl Engine {
     /// Handles `POST /v1/webhooks/idv/{provider}`.
+    ///
+    /// Nothing is recorded before the run's authoritative outcome has been read and applied:
+    /// if the provider cannot be read, the delivery fails (`idv_unavailable`), and the
+    /// provider's retry or the reconciler ([`Engine::reconcile_pending`]) settles the session
+    /// later. A delivery for a session that already has its verdict is settled without asking
+    /// the provider again (a replay costs no outbound call).
     pub async fn handle_idv_webhook(
         &self,
         provider_name: &str,
@@ -67,7 +73,16 @@ impl Engine {
             tracing::warn!(provider = provider_name, "webhook for an unknown run");
             return Err(CoreError::UnknownIdvRun);
         };
-        let outcome = provider.fetch_run(&run_id).await?;
+        let state = effective_state(s.state, s.expires_at, self.now());
+        if state != SessionState::IdvPending {
+            return self
+                .settled_delivery(provider_name, state, &event_key)
+                .await;
+        }
+        let outcome = provider
+            .fetch_run(&run_id)
+            .await
+            .map_err(CoreError::provider_call)?;
         if outcome.run_id != run_id {
             return Err(CoreError::IdvUnavailable(
                 "provider returned another run".into(),
@@ -77,7 +92,40 @@ impl Engine {
             .await
     }
 
-    /// Applies a run's authoritative outcome to its session, once.
+    /// A delivery for a session that is no longer waiting for a verdict. A settled session
+    /// remembers the delivery, so that it stays a duplicate; an expired or cancelled one
+    /// refuses it.
+    async fn settled_delivery(
+        &self,
+        provider_name: &str,
+        state: SessionState,
+        event_key: &str,
+    ) -> Result<WebhookOutcome, CoreError> {
+        match state {
+            SessionState::Expired => Err(CoreError::SessionExpired),
+            SessionState::Cancelled => {
+                Err(CoreError::invalid_state(state, "the session was cancelled"))
+            }
+            _ => {
+                let record_event = Write::RecordIdvEvent {
+                    provider: provider_name.to_owned(),
+                    event_key: event_key.to_owned(),
+                    received_at: self.now(),
+                };
+                match self.store.commit(vec![record_event]).await {
+                    Ok(()) => Ok(WebhookOutcome::AlreadySettled),
+                    Err(StoreError::Conflict(Conflict::DuplicateIdvEvent)) => {
+                        Ok(WebhookOutcome::Duplicate)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Applies a run's authoritative outcome to its session, once: the webhook and the
+    /// reconciler both come through here, and the event key plus the session's version check
+    /// make a second application (another delivery, another replica) impossible.
     pub async fn apply_run_outcome(
         &self,
         provider_name: &str,
@@ -86,29 +134,15 @@ impl Engine {
         outcome: &RunOutcome,
     ) -> Result<WebhookOutcome, CoreError> {
         let now = self.now();
+        let state = effective_state(s.state, s.expires_at, now);
+        if state != SessionState::IdvPending {
+            return self.settled_delivery(provider_name, state, event_key).await;
+        }
         let record_event = Write::RecordIdvEvent {
             provider: provider_name.to_owned(),
             event_key: event_key.to_owned(),
             received_at: now,
         };
-        let state = effective_state(s.state, s.expires_at, now);
-        match state {
-            SessionState::IdvPending => {}
-            SessionState::Expired => return Err(CoreError::SessionExpired),
-            SessionState::Cancelled => {
-                return Err(CoreError::invalid_state(state, "the session was cancelled"))
-            }
-            _ => {
-                // Settled already: remember the delivery so that it stays a duplicate.
-                return match self.store.commit(vec![record_event]).await {
-                    Ok(()) => Ok(WebhookOutcome::AlreadySettled),
-                    Err(StoreError::Conflict(Conflict::DuplicateIdvEvent)) => {
-                        Ok(WebhookOutcome::Duplicate)
-                    }
-                    Err(e) => Err(e.into()),
-                };
-            }
-        }
         let Some(verdict) = classify(&outcome.status) else {
             return Ok(WebhookOutcome::NotTerminal);
         };

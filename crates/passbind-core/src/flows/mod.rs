@@ -4,6 +4,7 @@ pub mod authentication;
 pub mod common;
 pub(crate) mod data;
 pub mod idv_verdict;
+pub mod reconcile;
 pub mod recovery;
 pub mod registration;
 pub mod step_up;

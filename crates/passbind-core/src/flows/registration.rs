@@ -131,7 +131,8 @@ impl Engine {
                 biometric_token: input_token,
                 custom_data,
             })
-            .await?;
+            .await
+            .map_err(CoreError::provider_call)?;
 
         let state = machine::next(Flow::Registration, SessionState::Created, Event::IdvStarted)
             .map_err(|e| CoreError::Internal(e.to_string()))?;

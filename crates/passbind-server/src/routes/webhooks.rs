@@ -37,6 +37,7 @@ struct WebhookAck {
         (status = 404, description = "unknown_idv_run, unknown_idv_provider", body = ErrorBody),
         (status = 409, description = "invalid_state", body = ErrorBody),
         (status = 410, description = "session_expired", body = ErrorBody),
+        (status = 502, description = "idv_unavailable: the run could not be read back from the provider; nothing was recorded, so the provider's retry (or the reconciler) settles it", body = ErrorBody),
     ))]
 async fn idv_webhook(
     State(st): State<AppState>,

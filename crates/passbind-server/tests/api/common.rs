@@ -45,6 +45,8 @@ pub struct TestApp {
     pub client: CoreClient,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The store handed to the server (PostgreSQL), for a second replica on the same schema.
+    pub shared_store: Option<passbind_store::SqlStore>,
 }
 
 #[derive(serde::Deserialize)]
@@ -68,14 +70,24 @@ impl TestApp {
     }
 
     pub async fn start(tweak: impl FnOnce(&mut Settings), postgres: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::for_tests(dir.path().to_path_buf(), None);
-        tweak(&mut settings);
         let store = if postgres {
             Some(passbind_store::testing::fresh_postgres().await)
         } else {
             None
         };
+        Self::start_with_store(tweak, store).await
+    }
+
+    /// Like [`TestApp::start`] on the given store (`None`: the settings' database, SQLite in
+    /// the data directory by default); a second replica shares the first one's store.
+    pub async fn start_with_store(
+        tweak: impl FnOnce(&mut Settings),
+        store: Option<passbind_store::SqlStore>,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_tests(dir.path().to_path_buf(), None);
+        tweak(&mut settings);
+        let shared_store = store.clone();
         let server = passbind_server::start(settings, store).await.unwrap();
         let base = server.base_url();
         let key = server
@@ -90,6 +102,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             server,
             dir,
+            shared_store,
         }
     }
 

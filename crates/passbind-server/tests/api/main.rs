@@ -5,6 +5,8 @@ mod authentication;
 mod common;
 mod cross_platform;
 mod errors;
+mod fake_onfido;
+mod onfido;
 mod recovery;
 mod registration;
 mod step_up;

@@ -413,6 +413,181 @@ pub async fn sessions_of_user_newest_first_limited(s: SqlStore) {
     );
 }
 
+/// A session waiting for a verdict on `run`, last changed at `updated_at`.
+fn pending(
+    id: &str,
+    u: &passbind_core::model::UserRecord,
+    run: &str,
+    updated_at: i64,
+) -> SessionRecord {
+    SessionRecord {
+        updated_at,
+        expires_at: updated_at + 600_000,
+        ..session_with_run(id, u, "onfido", run)
+    }
+}
+
+pub async fn sessions_awaiting_idv_filters_and_orders(s: SqlStore) {
+    let u = with_user(&s, 1).await;
+    let now = T0 + 10_000;
+    let before = T0 + 2_000;
+    let mut writes = vec![
+        Write::InsertSession(pending("ses_b", &u, "run-b", T0 + 1_000)),
+        Write::InsertSession(pending("ses_a", &u, "run-a", T0 + 1_000)),
+        Write::InsertSession(pending("ses_c", &u, "run-c", T0 + 500)),
+        // Exactly at the age limit: included.
+        Write::InsertSession(pending("ses_edge", &u, "run-edge", before)),
+        // Too recent.
+        Write::InsertSession(pending("ses_new", &u, "run-new", before + 1)),
+        // Expired (expires_at == now counts as expired), and long expired.
+        Write::InsertSession(SessionRecord {
+            expires_at: now,
+            ..pending("ses_expired_now", &u, "run-x1", T0)
+        }),
+        Write::InsertSession(SessionRecord {
+            expires_at: T0 + 1,
+            ..pending("ses_expired", &u, "run-x2", T0)
+        }),
+        // Waiting, but without a run (cannot happen through the flows; still not returned).
+        Write::InsertSession(SessionRecord {
+            idv_provider: None,
+            idv_run_id: None,
+            ..pending("ses_no_run", &u, "unused", T0)
+        }),
+    ];
+    for (i, state) in [
+        SessionState::Created,
+        SessionState::CaptureFailed,
+        SessionState::IdvPassed,
+        SessionState::IdvFailed,
+        SessionState::Completed,
+        SessionState::Cancelled,
+        SessionState::Expired,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        writes.push(Write::InsertSession(SessionRecord {
+            state,
+            ..pending(&format!("ses_state_{i}"), &u, &format!("run-s{i}"), T0)
+        }));
+    }
+    commit(&s, writes).await;
+
+    let ids = |v: Vec<SessionRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s
+            .sessions_awaiting_idv(now, before, None, 100)
+            .await
+            .unwrap()),
+        ["ses_c", "ses_a", "ses_b", "ses_edge"]
+    );
+    assert_eq!(
+        ids(s.sessions_awaiting_idv(now, before, None, 2).await.unwrap()),
+        ["ses_c", "ses_a"]
+    );
+    assert!(s
+        .sessions_awaiting_idv(now, before, None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    // Nothing is old enough before the oldest run started.
+    assert!(s
+        .sessions_awaiting_idv(now, T0 + 499, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    // Full records come back.
+    assert_eq!(
+        s.sessions_awaiting_idv(now, before, None, 1).await.unwrap(),
+        vec![pending("ses_c", &u, "run-c", T0 + 500)]
+    );
+    // A verdict takes the session off the list.
+    let settled = SessionRecord {
+        state: SessionState::IdvPassed,
+        version: 2,
+        ..pending("ses_a", &u, "run-a", T0 + 1_000)
+    };
+    commit(
+        &s,
+        vec![Write::UpdateSession {
+            record: settled,
+            expected_version: 1,
+        }],
+    )
+    .await;
+    assert_eq!(
+        ids(s
+            .sessions_awaiting_idv(now, before, None, 100)
+            .await
+            .unwrap()),
+        ["ses_c", "ses_b", "ses_edge"]
+    );
+}
+
+pub async fn sessions_awaiting_idv_pages_with_a_cursor(s: SqlStore) {
+    let u = with_user(&s, 1).await;
+    let now = T0 + 10_000;
+    // Ties on updated_at are broken by id.
+    let layout = [
+        ("ses_1", T0 + 100),
+        ("ses_3", T0 + 200),
+        ("ses_2", T0 + 200),
+        ("ses_4", T0 + 200),
+        ("ses_0", T0 + 300),
+    ];
+    commit(
+        &s,
+        layout
+            .iter()
+            .map(|(id, at)| Write::InsertSession(pending(id, &u, &format!("run-{id}"), *at)))
+            .collect(),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<passbind_core::ports::SessionCursor> = None;
+    let mut pages = 0;
+    loop {
+        let page = s
+            .sessions_awaiting_idv(now, now, cursor.as_ref(), 2)
+            .await
+            .unwrap();
+        pages += 1;
+        let Some(last) = page.last() else { break };
+        cursor = Some(passbind_core::ports::SessionCursor::of(last));
+        seen.extend(page.iter().map(|r| r.id.clone()));
+        if page.len() < 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["ses_1", "ses_2", "ses_3", "ses_4", "ses_0"]);
+    assert_eq!(pages, 3);
+    // After the last one: nothing.
+    let end = passbind_core::ports::SessionCursor {
+        updated_at: T0 + 300,
+        id: "ses_0".into(),
+    };
+    assert!(s
+        .sessions_awaiting_idv(now, now, Some(&end), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // A cursor in the middle of a tie continues within it.
+    let mid = passbind_core::ports::SessionCursor {
+        updated_at: T0 + 200,
+        id: "ses_2".into(),
+    };
+    assert_eq!(
+        s.sessions_awaiting_idv(now, now, Some(&mid), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        ["ses_3", "ses_4", "ses_0"]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // biometric tokens
 
