@@ -1,3 +1,4 @@
 pub mod authenticator;
 pub mod client;
 pub mod device;
+pub mod load_device;
