@@ -116,7 +116,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .context("starting the server")?;
         let key = server
             .engine
-            .create_api_key("bench", &["flows".into()])
+            .create_api_key(&passbind_core::Actor::system(), "bench", &["flows".into()])
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let client = CoreClient::new(&server.base_url(), &key.token);

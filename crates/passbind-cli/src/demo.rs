@@ -98,7 +98,11 @@ pub async fn run() -> anyhow::Result<()> {
         .context("starting the demo server")?;
     let key = server
         .engine
-        .create_api_key("demo", &["flows".into(), "users".into(), "audit".into()])
+        .create_api_key(
+            &passbind_core::Actor::system(),
+            "demo",
+            &["flows".into(), "users".into(), "audit".into()],
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(

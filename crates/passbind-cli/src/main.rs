@@ -7,6 +7,7 @@ use passbind_server::config::{LogFormat, Mode, Settings};
 use passbind_server::serve;
 use std::process::ExitCode;
 
+mod audit;
 mod bench;
 mod demo;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Measure routine sign-ins and full step-ups per second (p50/p99) over HTTP against an
     /// in-process server, on SQLite and/or PostgreSQL. Build with --release.
     Bench(bench::BenchArgs),
+    /// Export the tamper-evident audit log, verify an export offline, print the public key.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Args)]
@@ -129,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKey(cmd) => api_key_cmd(cmd).await,
         Command::Demo => demo::run().await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Audit(cmd) => audit::run(cmd).await,
     }
 }
 
@@ -150,7 +155,10 @@ async fn api_key_cmd(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             let key = passbind_core::auth::new_api_key(&rng, &name, &scopes, now)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             store
-                .commit(vec![Write::InsertApiKey(key.record.clone())])
+                .commit(vec![
+                    Write::InsertApiKey(key.record.clone()),
+                    cli_audit(now, "api_key.created", &key.record.id),
+                ])
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", key.token);
@@ -197,6 +205,21 @@ async fn api_key_cmd(cmd: ApiKeyCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The audit event of an API-key change made from the command line (operator `cli`).
+fn cli_audit(now: i64, event_type: &str, key_id: &str) -> passbind_core::model::Write {
+    let mut details = serde_json::Map::new();
+    details.insert("api_key".into(), serde_json::json!(key_id));
+    passbind_core::model::Write::AppendAudit(passbind_core::model::AuditDraft {
+        time_ms: now,
+        event_type: event_type.to_owned(),
+        outcome: "success".to_owned(),
+        actor_kind: "operator".to_owned(),
+        actor_id: Some("cli".to_owned()),
+        details,
+        ..Default::default()
+    })
+}
+
 async fn serve_cmd(settings: Settings) -> anyhow::Result<()> {
     init_logs(&settings.log, settings.log_format);
     tracing::debug!(?settings, "settings");
@@ -235,6 +258,10 @@ fn print_banner(settings: &Settings, server: &serve::RunningServer) {
         settings.idv_provider
     ));
     out.push_str(&format!(
+        "  dashboard               {}/dashboard/\n",
+        passbind_server::dashboard::dashboard_origin(&server.public_url)
+    ));
+    out.push_str(&format!(
         "  OpenAPI                 {}/openapi.json\n",
         server.base_url()
     ));
@@ -252,6 +279,13 @@ fn print_banner(settings: &Settings, server: &serve::RunningServer) {
         out.push_str(&format!(
             "\n  API key (scopes {}; shown once, stored hashed):\n    {key}\n",
             SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(",")
+        ));
+    }
+    if let Some(link) = &server.operator_setup_link {
+        out.push_str(&format!(
+            "\n  No dashboard operator yet. Open this one-time link in a browser on this machine\n  \
+             to enrol the first operator's passkey (single use, expires in {} h):\n    {link}\n",
+            settings.operator_setup_ttl_seconds / 3600
         ));
     }
     eprintln!("{out}");

@@ -6,6 +6,7 @@ use crate::error::CoreError;
 use crate::machine::{self, effective_state, Event};
 use crate::model::*;
 use crate::ports::{Clock, IdvProvider, RelyingParty, Rng, Store};
+use passbind_audit::Actor;
 use passbind_proto::session::{Flow, IdvView, SessionState, SessionView};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct Keys {
     pub ebt: KeyRing,
     /// Keys the hash of external user ids sent to providers and written to the audit trail.
     pub user_ref_key: Zeroizing<[u8; 32]>,
+    /// Signs audit checkpoints and identity proofs (Ed25519; its public key is published).
+    pub signer: Arc<passbind_audit::CheckpointSigner>,
 }
 
 /// Policy knobs of the flows.
@@ -53,6 +56,8 @@ pub struct EngineConfig {
     /// Refuse an assertion whose signature counter went backwards (default: record only, so
     /// that synced and counter-less authenticators keep working).
     pub reject_counter_regression: bool,
+    /// When audit checkpoints are signed.
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +75,7 @@ impl Default for EngineConfig {
             continuation_ttl_secs: 300,
             revoke_on_recovery: true,
             reject_counter_regression: false,
+            audit: crate::audit::AuditConfig::default(),
         }
     }
 }
@@ -162,23 +168,40 @@ impl Engine {
     /// Creates an API key; the returned token is shown once and never stored.
     pub async fn create_api_key(
         &self,
+        actor: &Actor,
+        name: &str,
+        scopes: &[String],
+    ) -> Result<NewApiKey, CoreError> {
+        let r = self.create_api_key_inner(actor, name, scopes).await;
+        self.audited(actor, "create_api_key", None, r).await
+    }
+
+    async fn create_api_key_inner(
+        &self,
+        actor: &Actor,
         name: &str,
         scopes: &[String],
     ) -> Result<NewApiKey, CoreError> {
         let key = auth::new_api_key(&*self.rng, name, scopes, self.now())?;
-        self.store
-            .commit(vec![Write::InsertApiKey(key.record.clone())])
+        self.commit(actor, vec![Write::InsertApiKey(key.record.clone())])
             .await?;
         Ok(key)
     }
 
-    pub async fn revoke_api_key(&self, id: &str) -> Result<(), CoreError> {
+    pub async fn revoke_api_key(&self, actor: &Actor, id: &str) -> Result<(), CoreError> {
+        let r = self.revoke_api_key_inner(actor, id).await;
+        self.audited(actor, "revoke_api_key", Some(id), r).await
+    }
+
+    async fn revoke_api_key_inner(&self, actor: &Actor, id: &str) -> Result<(), CoreError> {
         match self
-            .store
-            .commit(vec![Write::RevokeApiKey {
-                id: id.to_owned(),
-                at: self.now(),
-            }])
+            .commit(
+                actor,
+                vec![Write::RevokeApiKey {
+                    id: id.to_owned(),
+                    at: self.now(),
+                }],
+            )
             .await
         {
             Err(StoreError::Conflict(Conflict::NotFound)) => Err(CoreError::validation(
@@ -224,7 +247,22 @@ impl Engine {
     }
 
     /// Cancels a live session of the given flow.
-    pub async fn cancel(&self, id: &str, flow: Flow) -> Result<SessionView, CoreError> {
+    pub async fn cancel(
+        &self,
+        actor: &Actor,
+        id: &str,
+        flow: Flow,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.cancel_inner(actor, id, flow).await;
+        self.audited(actor, "cancel", Some(id), r).await
+    }
+
+    async fn cancel_inner(
+        &self,
+        actor: &Actor,
+        id: &str,
+        flow: Flow,
+    ) -> Result<SessionView, CoreError> {
         let s = self.load_session(id, flow).await?;
         let now = self.now();
         let state = effective_state(s.state, s.expires_at, now);
@@ -240,6 +278,7 @@ impl Engine {
             ..s.clone()
         };
         self.commit_session_change(
+            actor,
             &s,
             vec![Write::UpdateSession {
                 record: updated.clone(),
@@ -253,10 +292,11 @@ impl Engine {
     /// Commits a change to a session; a lost race is reported as what the winner did.
     pub(crate) async fn commit_session_change(
         &self,
+        actor: &Actor,
         read: &SessionRecord,
         writes: Vec<Write>,
     ) -> Result<(), CoreError> {
-        match self.store.commit(writes).await {
+        match self.commit(actor, writes).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict(Conflict::SessionVersion)) => {
                 let now_state = self

@@ -4,15 +4,19 @@
 //! ([`ports::RelyingParty`]) come in through traits, so every flow is testable without a network
 //! and every adapter can be tested against the real thing.
 
+pub mod audit;
 pub mod auth;
 pub mod crypto;
 pub mod engine;
 pub mod error;
 pub mod flows;
 pub mod machine;
+pub mod management;
 pub mod model;
+pub mod operators;
 pub mod ports;
 pub mod validate;
 
 pub use engine::{Engine, EngineConfig, Keys, RpMode};
 pub use error::CoreError;
+pub use passbind_audit::Actor;

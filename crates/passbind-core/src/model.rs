@@ -105,6 +105,61 @@ pub struct SecretRecord {
     pub consumed_at: Option<Millis>,
 }
 
+/// An audit event to append: the store gives it its sequence number and chains it to the
+/// previous event (see `passbind-audit`). Never personal data: users appear only as the keyed
+/// hash `user_ref`, transactions only as their hash.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuditDraft {
+    pub time_ms: Millis,
+    /// e.g. `session.transition`, `webhook.received`, `credential.bound`, `credential.revoked`,
+    /// `api_key.created`, `api_key.revoked`, `user.erased`, `security.refused`,
+    /// `operator.signed_in`, `management.*`.
+    pub event_type: String,
+    /// `success`, `failure` or `refused`.
+    pub outcome: String,
+    /// A stable reason code (an error code, a failure reason).
+    pub reason: Option<String>,
+    pub session_id: Option<String>,
+    pub flow: Option<String>,
+    /// `api_key`, `operator`, `idv_provider` or `system`.
+    pub actor_kind: String,
+    /// The API key id, the operator's subject, the provider's name.
+    pub actor_id: Option<String>,
+    /// Keyed hash of the external user id.
+    pub user_ref: Option<String>,
+    /// Hash of the transaction context.
+    pub tx_hash: Option<String>,
+    /// Small, never personal data; integers only (no floats).
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A stored, signed identity proof (a compact JWS; see `passbind_audit::identity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityProofRecord {
+    pub id: String,
+    pub session_id: String,
+    pub user_id: String,
+    /// Set on the proof issued when the session bound or used a credential.
+    pub credential_id: Option<String>,
+    pub jws: String,
+    pub created_at: Millis,
+}
+
+/// A filter over the audit log, newest first unless `ascending`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub session_id: Option<String>,
+    pub event_type: Option<String>,
+    pub since_ms: Option<Millis>,
+    pub until_ms: Option<Millis>,
+    /// Only events with a smaller sequence number (keyset pagination, newest first).
+    pub before_seq: Option<u64>,
+    /// Only events with a larger sequence number (keyset pagination, oldest first).
+    pub after_seq: Option<u64>,
+    pub ascending: bool,
+    pub limit: u32,
+}
+
 /// One write of an atomic change. A store applies a `Vec<Write>` in one transaction: all or
 /// nothing. A write whose precondition fails makes the whole change fail with a [`Conflict`].
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +222,16 @@ pub enum Write {
         at: Millis,
     },
     InsertSecret(SecretRecord),
+    /// Appends an event to the tamper-evident audit log, in the same transaction as the change
+    /// it describes. Never conflicts.
+    AppendAudit(AuditDraft),
+    /// Conflict `DuplicateId` if a checkpoint of this tree size exists (another replica
+    /// signed it first). `frontier` is the Merkle frontier after `tree_size` events (hex).
+    InsertCheckpoint {
+        checkpoint: passbind_audit::Checkpoint,
+        frontier: Vec<String>,
+    },
+    InsertIdentityProof(IdentityProofRecord),
     /// A failure that counts towards a lockout (for example a step-up face mismatch).
     RecordFailure {
         user_id: String,

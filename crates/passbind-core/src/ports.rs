@@ -74,8 +74,95 @@ pub trait Store: Send + Sync + 'static {
         since: Millis,
     ) -> Result<Vec<Millis>, StoreError>;
 
+    /// The audit chain head: the last sequence number and its hash (0 and 64 zeros if empty).
+    async fn audit_head(&self) -> Result<(u64, String), StoreError>;
+    async fn audit_events(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<passbind_audit::AuditEvent>, StoreError>;
+    /// The hashes (hex) of events `1..=upto`, in order.
+    async fn audit_hashes(&self, upto: u64) -> Result<Vec<String>, StoreError>;
+    /// Every checkpoint, oldest first.
+    async fn audit_checkpoints(&self) -> Result<Vec<passbind_audit::Checkpoint>, StoreError>;
+    /// The newest checkpoint and its Merkle frontier (hex hashes).
+    async fn latest_audit_checkpoint(
+        &self,
+    ) -> Result<Option<(passbind_audit::Checkpoint, Vec<String>)>, StoreError>;
+    async fn identity_proofs_of_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Vec<IdentityProofRecord>, StoreError>;
+    async fn identity_proofs_of_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<IdentityProofRecord>, StoreError>;
+
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // ---- management dashboard (see `crate::management` and `crate::operators`) ----------
+
+    /// Applies operator writes and then `writes` (audit appends last) in one transaction, like
+    /// [`Store::commit`]: all or nothing, the first failed precondition is the conflict.
+    async fn commit_operator(
+        &self,
+        operator_writes: Vec<crate::operators::OperatorWrite>,
+        writes: Vec<Write>,
+    ) -> Result<(), StoreError>;
+
+    /// Sessions matching the filter, newest first (`created_at DESC, id DESC`), at most
+    /// `filter.limit`.
+    async fn list_sessions(
+        &self,
+        filter: &crate::management::SessionFilter,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Sessions created in `[since, until)`, counted by bucket (`created_at - created_at %
+    /// bucket_ms`), flow, outcome (judged at `now`) and failure reason; ordered by bucket, flow,
+    /// outcome, reason. Outcomes: `completed`, `failed` (`idv_failed`, with its reason),
+    /// `cancelled`, `expired` (stored, or live past `expires_at`), `passed` (`idv_passed`,
+    /// live) and `pending` (any other live state).
+    async fn session_counts(
+        &self,
+        since: Millis,
+        until: Millis,
+        bucket_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<crate::management::SessionCount>, StoreError>;
+    /// Users whose external id starts with `prefix` (case-sensitive; empty: all), ordered by
+    /// external id, only those after `after`; at most `limit`.
+    async fn search_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::management::UserSummary>, StoreError>;
+    /// Counts of users, credentials, API keys and operators.
+    async fn management_totals(&self) -> Result<passbind_proto::management::Totals, StoreError>;
+    async fn operator_count(&self) -> Result<u64, StoreError>;
+    async fn operator(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::operators::OperatorRecord>, StoreError>;
+    async fn operator_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::operators::OperatorRecord>, StoreError>;
+    async fn operator_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<crate::operators::OperatorCredentialRecord>, StoreError>;
+    async fn operator_session(
+        &self,
+        id_hash: &[u8],
+    ) -> Result<Option<crate::operators::OperatorSessionRecord>, StoreError>;
+    async fn setup_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<crate::operators::SetupTokenRecord>, StoreError>;
+    async fn operator_challenge(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::operators::ChallengeRecord>, StoreError>;
 }
 
 /// A position in the list of [`Store::sessions_awaiting_idv`]: the last session read.
@@ -195,6 +282,9 @@ pub struct RunOutcome {
     pub status: RunStatus,
     /// `output.encrypted_biometric_token`, if the run produced one.
     pub biometric_token: Option<Zeroizing<String>>,
+    /// The identity result of the run (`output.identity`, personal data): normalised,
+    /// keyed-hashed into an identity proof, then dropped. Never stored or logged.
+    pub identity: Option<Zeroizing<String>>,
 }
 
 /// A verified inbound webhook.

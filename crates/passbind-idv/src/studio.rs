@@ -755,10 +755,19 @@ impl IdvProvider for StudioClient {
             .output_biometric_token()
             .map(|t| Zeroizing::new(t.to_owned()));
         let status = RunStatus::parse(&run.status);
+        // The identity result is personal data: carried as text only as far as the identity
+        // proof, in memory, and wiped on drop.
+        let identity = run
+            .output
+            .as_ref()
+            .and_then(|o| o.get("identity"))
+            .filter(|v| v.is_object())
+            .map(|v| Zeroizing::new(v.to_string()));
         Ok(RunOutcome {
             run_id: run.id.clone(),
             status,
             biometric_token,
+            identity,
         })
     }
 }

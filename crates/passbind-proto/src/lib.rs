@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod flows;
+pub mod management;
 pub mod registration;
 pub mod session;
 pub mod users;

@@ -32,6 +32,8 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// The handoff deep-link template; `{token}` is replaced by the token.
     pub handoff_link: String,
+    /// The management API's and the dashboard's state (operators, OIDC, settings).
+    pub management: Arc<crate::dashboard::Management>,
 }
 
 #[derive(OpenApi)]
@@ -52,7 +54,9 @@ pub struct HttpOptions {
         (name = "cross-platform", description = "Cross-platform step-up: starts in a browser, finishes on the enrolled phone"),
         (name = "recoveries", description = "Account recovery on a new device by a live face match"),
         (name = "users", description = "Users and their credentials"),
+        (name = "audit", description = "The tamper-evident audit trail: events, signed checkpoints, proofs, export"),
         (name = "webhooks", description = "Inbound identity-verification webhooks (signature-authenticated)"),
+        (name = "management", description = "The management API of the dashboard: operator sign-in, overview, users, sessions, API keys, settings, audit. Needs an operator session cookie; state-changing requests also the X-CSRF-Token header"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -85,8 +89,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::cross_platform::router())
         .merge(routes::recoveries::router())
         .merge(routes::users::router())
+        .merge(routes::audit::router())
         .merge(routes::webhooks::router())
         .merge(routes::health::router())
+        .merge(routes::management::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
@@ -108,6 +114,7 @@ pub fn build(engine: Arc<Engine>, options: HttpOptions) -> (Router, Arc<Metrics>
         options: Arc::new(options),
     };
     let router = router
+        .merge(crate::dashboard::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -132,6 +139,11 @@ pub fn build(engine: Arc<Engine>, options: HttpOptions) -> (Router, Arc<Metrics>
 pub struct ApiKey(pub ApiKeyRecord);
 
 impl ApiKey {
+    /// The audit actor for requests made with this key.
+    pub fn actor(&self) -> passbind_core::Actor {
+        passbind_core::audit::api_key_actor(&self.0.id)
+    }
+
     pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
         if self.0.scopes.iter().any(|s| s == scope) {
             Ok(())

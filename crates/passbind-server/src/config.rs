@@ -204,6 +204,20 @@ pub struct Settings {
     #[arg(long, env = "PASSBIND_USER_REF_KEY", hide_env_values = true)]
     pub user_ref_key: Option<Secret>,
 
+    /// Ed25519 seed (base64, 32 bytes) that signs audit checkpoints and identity proofs.
+    /// Required in production; generated in dev. Its public key is served at
+    /// `/v1/audit/public-key`.
+    #[arg(long, env = "PASSBIND_AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub audit_signing_key: Option<Secret>,
+
+    /// Sign an audit checkpoint after this many new events...
+    #[arg(long, env = "PASSBIND_AUDIT_CHECKPOINT_EVENTS", default_value_t = 1000)]
+    pub audit_checkpoint_events: u64,
+
+    /// ...or after this many seconds with new events.
+    #[arg(long, env = "PASSBIND_AUDIT_CHECKPOINT_SECONDS", default_value_t = 60)]
+    pub audit_checkpoint_seconds: u64,
+
     /// Default session time to live, seconds.
     #[arg(long, env = "PASSBIND_SESSION_TTL_SECONDS", default_value_t = 900)]
     pub session_ttl_seconds: u64,
@@ -283,6 +297,53 @@ pub struct Settings {
         default_value = "pretty"
     )]
     pub log_format: LogFormat,
+
+    /// Dashboard: the WebAuthn relying-party id of operator passkeys. Default: the host of
+    /// the dashboard's origin (PASSBIND_PUBLIC_URL; `localhost` for a loopback address).
+    #[arg(long, env = "PASSBIND_DASHBOARD_RP_ID")]
+    pub dashboard_rp_id: Option<String>,
+
+    /// Dashboard: how long an operator stays signed in, seconds.
+    #[arg(
+        long,
+        env = "PASSBIND_OPERATOR_SESSION_TTL_SECONDS",
+        default_value_t = 28_800
+    )]
+    pub operator_session_ttl_seconds: u64,
+
+    /// Dashboard: how long a one-time operator setup link stays valid, seconds.
+    #[arg(
+        long,
+        env = "PASSBIND_OPERATOR_SETUP_TTL_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub operator_setup_ttl_seconds: u64,
+
+    /// Dashboard sign-in with the operator's own OIDC provider: the issuer URL (its
+    /// `/.well-known/openid-configuration` is read). Unset: passkey sign-in only.
+    #[arg(long, env = "PASSBIND_OIDC_ISSUER")]
+    pub oidc_issuer: Option<url::Url>,
+
+    /// OIDC: the client id registered at the provider (redirect URI:
+    /// `<dashboard origin>/api/management/v1/auth/oidc/callback`).
+    #[arg(long, env = "PASSBIND_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// OIDC: the client secret, for a confidential client (PKCE is used either way).
+    #[arg(long, env = "PASSBIND_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<Secret>,
+
+    /// OIDC: the audience the ID token must name in `aud`. Default: the client id.
+    #[arg(long, env = "PASSBIND_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+
+    /// OIDC: the scopes to ask for, space-separated (`openid` is always included).
+    #[arg(
+        long,
+        env = "PASSBIND_OIDC_SCOPES",
+        default_value = "openid profile email"
+    )]
+    pub oidc_scopes: String,
 }
 
 impl Settings {
@@ -319,6 +380,9 @@ impl Settings {
             idv_reconcile_batch_size: 100,
             keyring: None,
             user_ref_key: None,
+            audit_signing_key: None,
+            audit_checkpoint_events: 1000,
+            audit_checkpoint_seconds: 60,
             session_ttl_seconds: 900,
             session_ttl_min_seconds: 1,
             session_ttl_max_seconds: 3600,
@@ -335,6 +399,14 @@ impl Settings {
             simulator_decision_delay_ms: 5,
             log: "warn".into(),
             log_format: LogFormat::Pretty,
+            dashboard_rp_id: None,
+            operator_session_ttl_seconds: 28_800,
+            operator_setup_ttl_seconds: 86_400,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_audience: None,
+            oidc_scopes: "openid profile email".into(),
         }
     }
 }

@@ -15,6 +15,8 @@ use zeroize::Zeroizing;
 pub struct KeyMaterial {
     pub keyring: KeyRing,
     pub user_ref_key: Zeroizing<[u8; 32]>,
+    /// Ed25519 seed that signs audit checkpoints and identity proofs.
+    pub audit_seed: Zeroizing<[u8; 32]>,
     pub simulator: SimulatorKeys,
     /// Whether any key was generated (dev) rather than configured.
     pub generated: bool,
@@ -33,6 +35,9 @@ struct DevKeyFile {
     keyring: BTreeMap<u32, String>,
     user_ref_key: String,
     simulator: SimulatorKeys,
+    /// Added after the first release of the file: generated when missing.
+    #[serde(default)]
+    audit_signing_key: Option<String>,
 }
 
 fn random_b64(n: usize) -> anyhow::Result<String> {
@@ -85,16 +90,27 @@ pub fn load(settings: &Settings) -> anyhow::Result<KeyMaterial> {
         .map(|s| key32(&s.0, "PASSBIND_USER_REF_KEY"))
         .transpose()?;
 
+    let configured_audit = settings
+        .audit_signing_key
+        .as_ref()
+        .filter(|s| !s.0.is_empty())
+        .map(|s| key32(&s.0, "PASSBIND_AUDIT_SIGNING_KEY"))
+        .transpose()?;
+
     if settings.mode == Mode::Production {
-        let (Some(keyring), Some(user_ref)) = (configured_ring, configured_ref) else {
+        let (Some(keyring), Some(user_ref), Some(audit)) =
+            (configured_ring, configured_ref, configured_audit)
+        else {
             bail!(
-                "production mode needs PASSBIND_KEYRING and PASSBIND_USER_REF_KEY \
-                 (generated keys are for dev only); see README, \"Configuration\""
+                "production mode needs PASSBIND_KEYRING, PASSBIND_USER_REF_KEY and \
+                 PASSBIND_AUDIT_SIGNING_KEY (generated keys are for dev only); see README, \
+                 \"Configuration\""
             );
         };
         return Ok(KeyMaterial {
             keyring,
             user_ref_key: Zeroizing::new(user_ref),
+            audit_seed: Zeroizing::new(audit),
             simulator: SimulatorKeys {
                 api_token: String::new(),
                 webhook_token: String::new(),
@@ -108,7 +124,13 @@ pub fn load(settings: &Settings) -> anyhow::Result<KeyMaterial> {
     let file: DevKeyFile = if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?
+        let mut f: DevKeyFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is corrupt", path.display()))?;
+        if f.audit_signing_key.is_none() {
+            f.audit_signing_key = Some(random_b64(32)?);
+            rewrite_private(&path, &serde_json::to_string_pretty(&f)?)?;
+        }
+        f
     } else {
         let f = DevKeyFile {
             keyring: BTreeMap::from([(1, random_b64(32)?)]),
@@ -118,6 +140,7 @@ pub fn load(settings: &Settings) -> anyhow::Result<KeyMaterial> {
                 webhook_token: random_b64(24)?,
                 ebt_key: random_b64(32)?,
             },
+            audit_signing_key: Some(random_b64(32)?),
         };
         write_private(&path, &serde_json::to_string_pretty(&f)?)?;
         f
@@ -129,13 +152,19 @@ pub fn load(settings: &Settings) -> anyhow::Result<KeyMaterial> {
             .collect::<anyhow::Result<Vec<_>>>()?,
     )
     .map_err(|_| anyhow::anyhow!("dev-keys.json: empty keyring"))?;
-    let generated = configured_ring.is_none() || configured_ref.is_none();
+    let generated =
+        configured_ring.is_none() || configured_ref.is_none() || configured_audit.is_none();
+    let file_audit = match &file.audit_signing_key {
+        Some(k) => key32(k, "dev-keys.json audit_signing_key")?,
+        None => bail!("dev-keys.json: no audit signing key"),
+    };
     Ok(KeyMaterial {
         keyring: configured_ring.unwrap_or(file_ring),
         user_ref_key: Zeroizing::new(match configured_ref {
             Some(k) => k,
             None => key32(&file.user_ref_key, "dev-keys.json user_ref_key")?,
         }),
+        audit_seed: Zeroizing::new(configured_audit.unwrap_or(file_audit)),
         simulator: file.simulator,
         generated,
     })
@@ -154,6 +183,14 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn rewrite_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.new");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, text)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
 

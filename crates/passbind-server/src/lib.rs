@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod keys;
 pub mod metrics;

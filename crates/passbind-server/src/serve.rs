@@ -39,6 +39,10 @@ pub struct RunningServer {
     /// Stops the reconciler when set (or when dropped: the task also ends then).
     stop_reconciler: watch::Sender<bool>,
     reconciler: Option<JoinHandle<()>>,
+    /// Signs audit checkpoints when due; stopped with the reconciler.
+    checkpointer: Option<JoinHandle<()>>,
+    /// The one-time link that enrols the first dashboard operator (while none exists).
+    pub operator_setup_link: Option<String>,
 }
 
 impl RunningServer {
@@ -48,10 +52,18 @@ impl RunningServer {
         if let Some(reconciler) = self.reconciler.take() {
             let _ = reconciler.await;
         }
+        if let Some(checkpointer) = self.checkpointer.take() {
+            let _ = checkpointer.await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         (&mut self.task).await??;
+        // Anchor what was written before the stop, so the log's tail is covered by a
+        // signed checkpoint.
+        if let Err(e) = self.engine.checkpoint(true).await {
+            tracing::warn!(error = %e, "final audit checkpoint failed");
+        }
         Ok(())
     }
 
@@ -384,6 +396,10 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
             Keys {
                 ebt: keys.keyring.clone(),
                 user_ref_key: keys.user_ref_key.clone(),
+                signer: Arc::new(
+                    passbind_audit::CheckpointSigner::from_seed(*keys.audit_seed)
+                        .map_err(|e| anyhow::anyhow!("audit signing key: {e}"))?,
+                ),
             },
             EngineConfig {
                 session_ttl_default_secs: settings.session_ttl_seconds,
@@ -398,6 +414,13 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
                 continuation_ttl_secs: settings.continuation_ttl_seconds,
                 revoke_on_recovery: settings.recovery_revokes_other_credentials,
                 reject_counter_regression: settings.reject_counter_regression,
+                audit: passbind_core::audit::AuditConfig {
+                    checkpoint_every_events: settings.audit_checkpoint_events.max(1),
+                    checkpoint_every_ms: i64::try_from(
+                        settings.audit_checkpoint_seconds.saturating_mul(1000),
+                    )
+                    .unwrap_or(i64::MAX),
+                },
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -414,17 +437,26 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
     {
         let scopes: Vec<String> = SCOPES.iter().map(|(s, _)| (*s).to_owned()).collect();
         let key = engine
-            .create_api_key("dev", &scopes)
+            .create_api_key(&passbind_core::Actor::system(), "dev", &scopes)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         first_api_key = Some(key.token);
     }
 
+    let (management, operator_setup_link) = crate::dashboard::start::management(
+        &settings,
+        &public_url,
+        &origins,
+        store.clone(),
+        backend,
+    )
+    .await?;
     let (router, _metrics) = crate::app::build(
         engine.clone(),
         crate::app::HttpOptions {
             max_body_bytes: settings.max_body_bytes,
             handoff_link: settings.handoff_link.clone(),
+            management,
         },
     );
     let router = router.merge(extra_routes);
@@ -451,6 +483,12 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
         None
     };
 
+    let checkpointer = Some(tokio::spawn(checkpoint_loop(
+        engine.clone(),
+        Duration::from_secs(settings.audit_checkpoint_seconds.clamp(1, 5)),
+        stop_reconciler.subscribe(),
+    )));
+
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -470,7 +508,28 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
         task,
         stop_reconciler,
         reconciler,
+        checkpointer,
+        operator_setup_link,
     })
+}
+
+/// Signs an audit checkpoint whenever the policy says one is due (checked every `tick`).
+/// Replicas may race: one checkpoint per tree size wins, the others see a conflict.
+async fn checkpoint_loop(engine: Arc<Engine>, tick: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        match engine.checkpoint(false).await {
+            Ok(Some(c)) => tracing::debug!(tree_size = c.tree_size, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
+        }
+    }
 }
 
 /// How the reconciler runs.

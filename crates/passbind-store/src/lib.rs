@@ -23,7 +23,9 @@
 //! schema anyway: times are `i64` milliseconds, booleans are the integers 0/1, byte strings are
 //! BLOB/BYTEA, string lists and session data are JSON text.
 
+mod audit;
 mod error;
+mod management;
 mod rows;
 mod sql;
 mod store;

@@ -8,8 +8,8 @@ use crate::sql::sql;
 use crate::{error, writes, Backend, SqlStore};
 use async_trait::async_trait;
 use passbind_core::model::{
-    ApiKeyRecord, CredentialRecord, EbtRecord, Millis, SecretRecord, SessionRecord, StoreError,
-    UserRecord, Write,
+    ApiKeyRecord, AuditQuery, CredentialRecord, EbtRecord, IdentityProofRecord, Millis,
+    SecretRecord, SessionRecord, StoreError, UserRecord, Write,
 };
 use passbind_core::ports::{SessionCursor, Store};
 use sqlx::any::{AnyArguments, AnyRow};
@@ -65,7 +65,12 @@ impl Store for SqlStore {
             Backend::Postgres => self.pool.begin().await,
         };
         let mut tx = begun.map_err(|e| error::db(b, "begin transaction", e))?;
-        for w in &writes {
+        // Audit appends last: they take the chain-head lock, which is then held only until
+        // the commit.
+        let (audit, changes): (Vec<&Write>, Vec<&Write>) = writes
+            .iter()
+            .partition(|w| matches!(w, Write::AppendAudit(_)));
+        for w in changes.into_iter().chain(audit) {
             if let Err(e) = writes::apply(b, &mut tx, w).await {
                 // Nothing of the change stays. Should the rollback itself fail, the connection
                 // is not reused in a transaction: sqlx rolls back when the transaction drops.
@@ -306,11 +311,229 @@ impl Store for SqlStore {
         self.all("read failures", q, rows::failure_time).await
     }
 
+    async fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        let row = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| error::db(self.backend, "read audit head", e))?;
+        let seq: i64 = sqlx::Row::try_get(&row, 0)
+            .map_err(|e| error::db(self.backend, "read audit head", e))?;
+        let hash: String = sqlx::Row::try_get(&row, 1)
+            .map_err(|e| error::db(self.backend, "read audit head", e))?;
+        Ok((
+            u64::try_from(seq).map_err(|_| StoreError::Backend("audit head".into()))?,
+            hash,
+        ))
+    }
+
+    async fn audit_events(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<passbind_audit::AuditEvent>, StoreError> {
+        let mut text = String::from("SELECT event FROM audit_events WHERE 1 = 1");
+        if query.session_id.is_some() {
+            text.push_str(" AND session_id = ?");
+        }
+        if query.event_type.is_some() {
+            text.push_str(" AND event_type = ?");
+        }
+        if query.since_ms.is_some() {
+            text.push_str(" AND time_ms >= ?");
+        }
+        if query.until_ms.is_some() {
+            text.push_str(" AND time_ms <= ?");
+        }
+        if query.before_seq.is_some() {
+            text.push_str(" AND seq < ?");
+        }
+        if query.after_seq.is_some() {
+            text.push_str(" AND seq > ?");
+        }
+        text.push_str(if query.ascending {
+            " ORDER BY seq ASC LIMIT ?"
+        } else {
+            " ORDER BY seq DESC LIMIT ?"
+        });
+        let text = match self.backend {
+            Backend::Sqlite => text,
+            Backend::Postgres => crate::sql::to_postgres(&text),
+        };
+        let seq = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut q = sqlx::query(&text);
+        if let Some(v) = &query.session_id {
+            q = q.bind(v.as_str());
+        }
+        if let Some(v) = &query.event_type {
+            q = q.bind(v.as_str());
+        }
+        if let Some(v) = query.since_ms {
+            q = q.bind(v);
+        }
+        if let Some(v) = query.until_ms {
+            q = q.bind(v);
+        }
+        if let Some(v) = query.before_seq {
+            q = q.bind(seq(v));
+        }
+        if let Some(v) = query.after_seq {
+            q = q.bind(seq(v));
+        }
+        q = q.bind(i64::from(query.limit.clamp(1, 10_000)));
+        self.all("read audit events", q, crate::audit::event).await
+    }
+
+    async fn audit_hashes(&self, upto: u64) -> Result<Vec<String>, StoreError> {
+        let q = sqlx::query(sql!(
+            self.backend,
+            "SELECT hash FROM audit_events WHERE seq <= ? ORDER BY seq"
+        ))
+        .bind(i64::try_from(upto).unwrap_or(i64::MAX));
+        self.all("read audit hashes", q, crate::audit::hash).await
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<passbind_audit::Checkpoint>, StoreError> {
+        let q = sqlx::query(
+            "SELECT tree_size, root_hash, time_ms, key_id, signature FROM audit_checkpoints \
+             ORDER BY tree_size",
+        );
+        self.all("read checkpoints", q, crate::audit::checkpoint)
+            .await
+    }
+
+    async fn latest_audit_checkpoint(
+        &self,
+    ) -> Result<Option<(passbind_audit::Checkpoint, Vec<String>)>, StoreError> {
+        let q = sqlx::query(
+            "SELECT tree_size, root_hash, time_ms, key_id, signature, frontier \
+             FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+        );
+        self.one(
+            "read latest checkpoint",
+            q,
+            crate::audit::checkpoint_with_frontier,
+        )
+        .await
+    }
+
+    async fn identity_proofs_of_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Vec<IdentityProofRecord>, StoreError> {
+        let q = sqlx::query(sql!(
+            self.backend,
+            "SELECT id, session_id, user_id, credential_id, jws, created_at \
+             FROM identity_proofs WHERE credential_id = ? ORDER BY created_at, id"
+        ))
+        .bind(credential_id);
+        self.all("read identity proofs", q, crate::audit::identity_proof)
+            .await
+    }
+
+    async fn identity_proofs_of_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<IdentityProofRecord>, StoreError> {
+        let q = sqlx::query(sql!(
+            self.backend,
+            "SELECT id, session_id, user_id, credential_id, jws, created_at \
+             FROM identity_proofs WHERE session_id = ? ORDER BY created_at, id"
+        ))
+        .bind(session_id);
+        self.all("read identity proofs", q, crate::audit::identity_proof)
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map(drop)
             .map_err(|e| error::db(self.backend, "ping", e))
+    }
+
+    // ---- management dashboard: see `management.rs` ----------------------------------------
+
+    async fn commit_operator(
+        &self,
+        operator_writes: Vec<passbind_core::operators::OperatorWrite>,
+        writes: Vec<Write>,
+    ) -> Result<(), StoreError> {
+        self.commit_operator_impl(operator_writes, writes).await
+    }
+
+    async fn list_sessions(
+        &self,
+        filter: &passbind_core::management::SessionFilter,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.list_sessions_impl(filter).await
+    }
+
+    async fn session_counts(
+        &self,
+        since: Millis,
+        until: Millis,
+        bucket_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<passbind_core::management::SessionCount>, StoreError> {
+        self.session_counts_impl(since, until, bucket_ms, now).await
+    }
+
+    async fn search_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<passbind_core::management::UserSummary>, StoreError> {
+        self.search_users_impl(prefix, after, limit).await
+    }
+
+    async fn management_totals(&self) -> Result<passbind_proto::management::Totals, StoreError> {
+        self.management_totals_impl().await
+    }
+
+    async fn operator_count(&self) -> Result<u64, StoreError> {
+        self.operator_count_impl().await
+    }
+
+    async fn operator(
+        &self,
+        id: &str,
+    ) -> Result<Option<passbind_core::operators::OperatorRecord>, StoreError> {
+        self.operator_impl(false, id).await
+    }
+
+    async fn operator_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<passbind_core::operators::OperatorRecord>, StoreError> {
+        self.operator_impl(true, name).await
+    }
+
+    async fn operator_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<passbind_core::operators::OperatorCredentialRecord>, StoreError> {
+        self.operator_credential_impl(credential_id).await
+    }
+
+    async fn operator_session(
+        &self,
+        id_hash: &[u8],
+    ) -> Result<Option<passbind_core::operators::OperatorSessionRecord>, StoreError> {
+        self.operator_session_impl(id_hash).await
+    }
+
+    async fn setup_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<passbind_core::operators::SetupTokenRecord>, StoreError> {
+        self.setup_token_impl(hash).await
+    }
+
+    async fn operator_challenge(
+        &self,
+        id: &str,
+    ) -> Result<Option<passbind_core::operators::ChallengeRecord>, StoreError> {
+        self.operator_challenge_impl(id).await
     }
 }

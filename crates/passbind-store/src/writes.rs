@@ -373,6 +373,12 @@ pub(crate) async fn apply(
                 DuplicateId,
             )
         }
+        Write::AppendAudit(d) => crate::audit::append(b, conn, d).await,
+        Write::InsertCheckpoint {
+            checkpoint,
+            frontier,
+        } => crate::audit::insert_checkpoint(b, conn, checkpoint, frontier).await,
+        Write::InsertIdentityProof(p) => crate::audit::insert_identity_proof(b, conn, p).await,
         Write::RecordFailure { user_id, kind, at } => {
             let q = sqlx::query(sql!(
                 b,

@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::error::CoreError;
 use crate::machine::{self, effective_state, Event};
 use crate::model::*;
+use passbind_audit::Actor;
 use passbind_proto::flows::{CompleteWithAssertion, OpenAuthentication};
 use passbind_proto::session::{AssertionView, Flow, SessionState, SessionView};
 
@@ -15,6 +16,16 @@ impl Engine {
     /// Begins a sign-in: a fresh challenge and the request options.
     pub async fn open_authentication(
         &self,
+        actor: &Actor,
+        req: OpenAuthentication,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.open_authentication_inner(actor, req).await;
+        self.audited(actor, "open_authentication", None, r).await
+    }
+
+    async fn open_authentication_inner(
+        &self,
+        actor: &Actor,
         req: OpenAuthentication,
     ) -> Result<SessionView, CoreError> {
         let rp = self.builtin_rp()?;
@@ -62,8 +73,7 @@ impl Engine {
             credential_id: None,
             data: data.to_value()?,
         };
-        self.store
-            .commit(vec![Write::InsertSession(record.clone())])
+        self.commit(actor, vec![Write::InsertSession(record.clone())])
             .await?;
         Ok(self.view(&record, None))
     }
@@ -71,6 +81,18 @@ impl Engine {
     /// Completes a sign-in with the assertion; succeeds once.
     pub async fn complete_authentication(
         &self,
+        actor: &Actor,
+        id: &str,
+        req: CompleteWithAssertion,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.complete_authentication_inner(actor, id, req).await;
+        self.audited(actor, "complete_authentication", Some(id), r)
+            .await
+    }
+
+    async fn complete_authentication_inner(
+        &self,
+        actor: &Actor,
         id: &str,
         req: CompleteWithAssertion,
     ) -> Result<SessionView, CoreError> {
@@ -124,6 +146,7 @@ impl Engine {
             ..s.clone()
         };
         self.commit_session_change(
+            actor,
             &s,
             vec![
                 Write::UpdateSession {

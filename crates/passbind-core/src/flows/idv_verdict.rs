@@ -12,6 +12,7 @@ use crate::error::CoreError;
 use crate::machine::{self, effective_state, Event};
 use crate::model::*;
 use crate::ports::{RunOutcome, RunStatus, WebhookEvent};
+use passbind_audit::Actor;
 use passbind_proto::session::{Flow, IdvFailureReason, SessionState};
 
 /// What the webhook did.
@@ -51,8 +52,44 @@ impl Engine {
     /// provider's retry or the reconciler ([`Engine::reconcile_pending`]) settles the session
     /// later. A delivery for a session that already has its verdict is settled without asking
     /// the provider again (a replay costs no outbound call).
+    /// Every delivery is recorded in the audit trail, valid or not.
     pub async fn handle_idv_webhook(
         &self,
+        provider_name: &str,
+        header: &(dyn Fn(&str) -> Option<String> + Sync),
+        body: &[u8],
+    ) -> Result<WebhookOutcome, CoreError> {
+        let actor = Actor::new("idv_provider", provider_name);
+        let r = self
+            .handle_idv_webhook_inner(&actor, provider_name, header, body)
+            .await;
+        match &r {
+            Ok(WebhookOutcome::Applied { .. }) => {} // recorded with the change
+            Ok(other) => {
+                let mut d = self.audit_draft(&actor, "webhook.received", "success", None);
+                d.details.insert(
+                    "result".into(),
+                    serde_json::json!(match other {
+                        WebhookOutcome::Duplicate => "duplicate",
+                        WebhookOutcome::AlreadySettled => "already_settled",
+                        WebhookOutcome::NotTerminal => "not_terminal",
+                        _ => "ignored",
+                    }),
+                );
+                self.record_event(d).await;
+            }
+            Err(e) => {
+                let mut d = self.audit_draft(&actor, "webhook.received", "refused", None);
+                d.reason = Some(e.code().as_str().to_owned());
+                self.record_event(d).await;
+            }
+        }
+        r
+    }
+
+    async fn handle_idv_webhook_inner(
+        &self,
+        actor: &Actor,
         provider_name: &str,
         header: &(dyn Fn(&str) -> Option<String> + Sync),
         body: &[u8],
@@ -88,7 +125,7 @@ impl Engine {
                 "provider returned another run".into(),
             ));
         }
-        self.apply_run_outcome(provider_name, &s, &event_key, &outcome)
+        self.apply_run_outcome(actor, provider_name, &s, &event_key, &outcome)
             .await
     }
 
@@ -112,6 +149,7 @@ impl Engine {
                     event_key: event_key.to_owned(),
                     received_at: self.now(),
                 };
+                // Only the dedupe key: the receipt itself is recorded by the caller.
                 match self.store.commit(vec![record_event]).await {
                     Ok(()) => Ok(WebhookOutcome::AlreadySettled),
                     Err(StoreError::Conflict(Conflict::DuplicateIdvEvent)) => {
@@ -128,6 +166,7 @@ impl Engine {
     /// make a second application (another delivery, another replica) impossible.
     pub async fn apply_run_outcome(
         &self,
+        actor: &Actor,
         provider_name: &str,
         s: &SessionRecord,
         event_key: &str,
@@ -197,7 +236,20 @@ impl Engine {
             },
         ];
         writes.extend(extra);
-        match self.store.commit(writes).await {
+        // The identity result is verified, hashed into a signed proof, and discarded.
+        let identity: Option<serde_json::Value> = outcome
+            .identity
+            .as_ref()
+            .and_then(|t| serde_json::from_str(t).ok());
+        let (proof, _) = self.identity_proof_write(
+            s,
+            identity.as_ref(),
+            if passed { "passed" } else { "failed" },
+            None,
+            None,
+        )?;
+        writes.push(proof);
+        match self.commit(actor, writes).await {
             Ok(()) => {}
             Err(StoreError::Conflict(Conflict::DuplicateIdvEvent)) => {
                 return Ok(WebhookOutcome::Duplicate)
@@ -213,8 +265,14 @@ impl Engine {
                     .session(&s.id)
                     .await?
                     .ok_or(CoreError::SessionNotFound)?;
-                return Box::pin(self.apply_run_outcome(provider_name, &fresh, event_key, outcome))
-                    .await;
+                return Box::pin(self.apply_run_outcome(
+                    actor,
+                    provider_name,
+                    &fresh,
+                    event_key,
+                    outcome,
+                ))
+                .await;
             }
             Err(e) => return Err(e.into()),
         }

@@ -104,7 +104,13 @@ impl Engine {
             }
             let event_key = provider.completion_event_key(&outcome);
             match self
-                .apply_run_outcome(provider_name, s, &event_key, &outcome)
+                .apply_run_outcome(
+                    &passbind_audit::Actor::new("system", "reconciler"),
+                    provider_name,
+                    s,
+                    &event_key,
+                    &outcome,
+                )
                 .await
             {
                 Ok(WebhookOutcome::Applied { passed, .. }) => {

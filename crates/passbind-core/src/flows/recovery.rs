@@ -11,6 +11,7 @@ use crate::machine::{self, Event};
 use crate::model::*;
 use crate::ports::IdvPurpose;
 use crate::validate;
+use passbind_audit::Actor;
 use passbind_proto::flows::{ExchangeContinuation, OpenRecovery};
 use passbind_proto::registration::CompleteRegistration;
 use passbind_proto::session::{ContinuationView, Flow, SessionState, SessionView};
@@ -19,7 +20,20 @@ const CONTINUATION: &str = "continuation";
 
 impl Engine {
     /// Opens a recovery for a user who has a stored biometric token.
-    pub async fn open_recovery(&self, req: OpenRecovery) -> Result<SessionView, CoreError> {
+    pub async fn open_recovery(
+        &self,
+        actor: &Actor,
+        req: OpenRecovery,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.open_recovery_inner(actor, req).await;
+        self.audited(actor, "open_recovery", None, r).await
+    }
+
+    async fn open_recovery_inner(
+        &self,
+        actor: &Actor,
+        req: OpenRecovery,
+    ) -> Result<SessionView, CoreError> {
         let custom_data = validate::custom_data(
             req.workflow_input
                 .as_ref()
@@ -52,14 +66,26 @@ impl Engine {
             credential_id: None,
             data: SessionData::default().to_value()?,
         };
-        self.store
-            .commit(vec![Write::InsertSession(record.clone())])
+        self.commit(actor, vec![Write::InsertSession(record.clone())])
             .await?;
         Ok(self.view(&record, Some(&run)))
     }
 
     /// Issues the continuation context once the face matched (once per session).
-    pub async fn issue_continuation(&self, id: &str) -> Result<SessionView, CoreError> {
+    pub async fn issue_continuation(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.issue_continuation_inner(actor, id).await;
+        self.audited(actor, "issue_continuation", Some(id), r).await
+    }
+
+    async fn issue_continuation_inner(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<SessionView, CoreError> {
         let s = self.load_session(id, Flow::Recovery).await?;
         let state = self.completion_gate(&s)?;
         let mut data = SessionData::of(&s)?;
@@ -82,6 +108,7 @@ impl Engine {
             ..s.clone()
         };
         self.commit_session_change(
+            actor,
             &s,
             vec![
                 Write::UpdateSession {
@@ -111,6 +138,16 @@ impl Engine {
     /// options in built-in mode). Works once, also when callers race.
     pub async fn exchange_continuation(
         &self,
+        actor: &Actor,
+        req: ExchangeContinuation,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.exchange_continuation_inner(actor, req).await;
+        self.audited(actor, "exchange_continuation", None, r).await
+    }
+
+    async fn exchange_continuation_inner(
+        &self,
+        actor: &Actor,
         req: ExchangeContinuation,
     ) -> Result<SessionView, CoreError> {
         let token = req.continuation.trim();
@@ -170,14 +207,16 @@ impl Engine {
             ..s.clone()
         };
         match self
-            .store
-            .commit(vec![
-                Write::ConsumeSecret { hash, at: now },
-                Write::UpdateSession {
-                    record: updated.clone(),
-                    expected_version: s.version,
-                },
-            ])
+            .commit(
+                actor,
+                vec![
+                    Write::ConsumeSecret { hash, at: now },
+                    Write::UpdateSession {
+                        record: updated.clone(),
+                        expected_version: s.version,
+                    },
+                ],
+            )
             .await
         {
             Ok(()) => Ok(self.view(&updated, None)),
@@ -189,6 +228,17 @@ impl Engine {
     /// Completes a recovery: binds the replacement credential; by default revokes the others.
     pub async fn complete_recovery(
         &self,
+        actor: &Actor,
+        id: &str,
+        req: CompleteRegistration,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.complete_recovery_inner(actor, id, req).await;
+        self.audited(actor, "complete_recovery", Some(id), r).await
+    }
+
+    async fn complete_recovery_inner(
+        &self,
+        actor: &Actor,
         id: &str,
         req: CompleteRegistration,
     ) -> Result<SessionView, CoreError> {
@@ -225,6 +275,10 @@ impl Engine {
             },
             Write::InsertCredential(credential.clone()),
         ];
+        writes.extend(
+            self.binding_proof_write(&s, &credential.credential_id)
+                .await?,
+        );
         if self.config.revoke_on_recovery {
             writes.push(Write::RevokeUserCredentials {
                 user_id: s.user_id.clone(),
@@ -232,7 +286,7 @@ impl Engine {
                 at: now,
             });
         }
-        self.commit_session_change(&s, writes).await?;
+        self.commit_session_change(actor, &s, writes).await?;
         Ok(self.view(&updated, None))
     }
 }

@@ -10,6 +10,7 @@ use crate::machine::{self, effective_state, Event};
 use crate::model::*;
 use crate::ports::{IdvPurpose, StartRun};
 use crate::validate;
+use passbind_audit::Actor;
 use passbind_proto::registration::{CompleteRegistration, OpenRegistration};
 use passbind_proto::session::{Flow, IdvFailureReason, SessionState, SessionView};
 use zeroize::Zeroizing;
@@ -21,7 +22,20 @@ fn prior_context(session_id: &str) -> String {
 impl Engine {
     /// Opens a registration: validates, starts the identity-verification run and (built-in
     /// relying party) issues the WebAuthn creation options.
-    pub async fn open_registration(&self, req: OpenRegistration) -> Result<SessionView, CoreError> {
+    pub async fn open_registration(
+        &self,
+        actor: &Actor,
+        req: OpenRegistration,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.open_registration_inner(actor, req).await;
+        self.audited(actor, "open_registration", None, r).await
+    }
+
+    async fn open_registration_inner(
+        &self,
+        actor: &Actor,
+        req: OpenRegistration,
+    ) -> Result<SessionView, CoreError> {
         validate::external_user_id(&req.external_user_id)?;
         validate::short_text("display_name", req.display_name.as_deref(), 128)?;
         let custom_data = validate::custom_data(
@@ -94,6 +108,7 @@ impl Engine {
                 p.as_bytes(),
             )?);
         }
+        let mut fresh_options = None;
         if let RpMode::BuiltIn(rp) = &self.rp {
             let exclude: Vec<Vec<u8>> = self
                 .store
@@ -118,7 +133,21 @@ impl Engine {
                 )
                 .map_err(CoreError::Webauthn)?;
             data.webauthn_state = Some(creation.state);
-            data.webauthn_options = Some(creation.options);
+            // The stored copy (served again on reads) carries no display name: that is the
+            // integrator's data, shown by the authenticator once, not Passbind's to keep.
+            let mut stored = creation.options.clone();
+            if let Some(u) = stored
+                .get_mut("publicKey")
+                .and_then(|p| p.get_mut("user"))
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                u.insert(
+                    "displayName".into(),
+                    serde_json::Value::String(req.external_user_id.clone()),
+                );
+            }
+            data.webauthn_options = Some(stored);
+            fresh_options = Some(creation.options);
         }
 
         let provider_name = self.config.idv_provider.clone();
@@ -155,20 +184,36 @@ impl Engine {
         let mut writes = Vec::with_capacity(2);
         writes.extend(new_user_write);
         writes.push(Write::InsertSession(record.clone()));
-        match self.store.commit(writes).await {
+        match self.commit(actor, writes).await {
             Ok(()) => {}
             // Two first registrations of one new user raced: the other created the user.
             Err(StoreError::Conflict(Conflict::DuplicateUser)) => return Err(CoreError::Conflict),
             Err(e) => return Err(e.into()),
         }
         tracing::info!(session = %record.id, flow = "registration", face_only, "session opened");
-        Ok(self.view(&record, Some(&run)))
+        let mut view = self.view(&record, Some(&run));
+        if fresh_options.is_some() {
+            view.webauthn = fresh_options;
+        }
+        Ok(view)
     }
 
     /// Completes a registration: refused unless this session's identity verification passed;
     /// binds the credential (verified here in built-in mode) to the user. Succeeds once.
     pub async fn complete_registration(
         &self,
+        actor: &Actor,
+        id: &str,
+        req: CompleteRegistration,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.complete_registration_inner(actor, id, req).await;
+        self.audited(actor, "complete_registration", Some(id), r)
+            .await
+    }
+
+    async fn complete_registration_inner(
+        &self,
+        actor: &Actor,
         id: &str,
         req: CompleteRegistration,
     ) -> Result<SessionView, CoreError> {
@@ -214,17 +259,15 @@ impl Engine {
             ..s.clone()
         };
         let credential_id = credential.credential_id.clone();
-        self.commit_session_change(
-            &s,
-            vec![
-                Write::UpdateSession {
-                    record: updated.clone(),
-                    expected_version: s.version,
-                },
-                Write::InsertCredential(credential),
-            ],
-        )
-        .await?;
+        let mut writes = vec![
+            Write::UpdateSession {
+                record: updated.clone(),
+                expected_version: s.version,
+            },
+            Write::InsertCredential(credential),
+        ];
+        writes.extend(self.binding_proof_write(&s, &credential_id).await?);
+        self.commit_session_change(actor, &s, writes).await?;
         tracing::info!(session = %s.id, flow = "registration", credential = %credential_id, "credential bound");
         Ok(self.view(&updated, None))
     }

@@ -12,6 +12,7 @@ use crate::machine::{self, effective_state, Event};
 use crate::model::*;
 use crate::ports::IdvPurpose;
 use crate::validate;
+use passbind_audit::Actor;
 use passbind_proto::flows::{CompleteWithAssertion, ConsumeHandoff, OpenStepUp};
 use passbind_proto::session::{AssertionView, Flow, SessionState, SessionView};
 
@@ -92,7 +93,20 @@ impl Engine {
     }
 
     /// Opens an in-app step-up: the live capture runs against the stored token.
-    pub async fn open_step_up(&self, req: OpenStepUp) -> Result<SessionView, CoreError> {
+    pub async fn open_step_up(
+        &self,
+        actor: &Actor,
+        req: OpenStepUp,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.open_step_up_inner(actor, req).await;
+        self.audited(actor, "open_step_up", None, r).await
+    }
+
+    async fn open_step_up_inner(
+        &self,
+        actor: &Actor,
+        req: OpenStepUp,
+    ) -> Result<SessionView, CoreError> {
         let custom_data = validate::custom_data(
             req.workflow_input
                 .as_ref()
@@ -123,14 +137,28 @@ impl Engine {
             credential_id: None,
             data: data.to_value()?,
         };
-        self.store
-            .commit(vec![Write::InsertSession(record.clone())])
+        self.commit(actor, vec![Write::InsertSession(record.clone())])
             .await?;
         Ok(self.view(&record, Some(&run)))
     }
 
     /// Starts a new live capture after a mismatch, while attempts remain (step-up flows).
-    pub async fn retry_capture(&self, id: &str, flow: Flow) -> Result<SessionView, CoreError> {
+    pub async fn retry_capture(
+        &self,
+        actor: &Actor,
+        id: &str,
+        flow: Flow,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.retry_capture_inner(actor, id, flow).await;
+        self.audited(actor, "retry_capture", Some(id), r).await
+    }
+
+    async fn retry_capture_inner(
+        &self,
+        actor: &Actor,
+        id: &str,
+        flow: Flow,
+    ) -> Result<SessionView, CoreError> {
         if !matches!(flow, Flow::StepUp | Flow::CrossPlatform) {
             return Err(CoreError::SessionNotFound);
         }
@@ -170,6 +198,7 @@ impl Engine {
             ..s.clone()
         };
         self.commit_session_change(
+            actor,
             &s,
             vec![Write::UpdateSession {
                 record: updated.clone(),
@@ -185,6 +214,18 @@ impl Engine {
     /// the transaction context.
     pub async fn complete_step_up(
         &self,
+        actor: &Actor,
+        id: &str,
+        flow: Flow,
+        req: CompleteWithAssertion,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.complete_step_up_inner(actor, id, flow, req).await;
+        self.audited(actor, "complete_step_up", Some(id), r).await
+    }
+
+    async fn complete_step_up_inner(
+        &self,
+        actor: &Actor,
         id: &str,
         flow: Flow,
         req: CompleteWithAssertion,
@@ -256,7 +297,10 @@ impl Engine {
                 expected_version: s.version,
             },
         );
-        self.commit_session_change(&s, writes).await?;
+        if let Some(cid) = &updated.credential_id {
+            writes.extend(self.binding_proof_write(&s, cid).await?);
+        }
+        self.commit_session_change(actor, &s, writes).await?;
         Ok(self.view(&updated, None))
     }
 
@@ -266,6 +310,16 @@ impl Engine {
     /// the enrolled phone. No identity verification runs until the token is consumed.
     pub async fn open_cross_platform(
         &self,
+        actor: &Actor,
+        req: OpenStepUp,
+    ) -> Result<OpenedCrossPlatform, CoreError> {
+        let r = self.open_cross_platform_inner(actor, req).await;
+        self.audited(actor, "open_cross_platform", None, r).await
+    }
+
+    async fn open_cross_platform_inner(
+        &self,
+        actor: &Actor,
         req: OpenStepUp,
     ) -> Result<OpenedCrossPlatform, CoreError> {
         validate::custom_data(
@@ -301,8 +355,9 @@ impl Engine {
             credential_id: None,
             data: data.to_value()?,
         };
-        self.store
-            .commit(vec![
+        self.commit(
+            actor,
+            vec![
                 Write::InsertSession(record.clone()),
                 Write::InsertSecret(SecretRecord {
                     hash: sha256(token.as_bytes()).to_vec(),
@@ -312,8 +367,9 @@ impl Engine {
                     expires_at: handoff_expires_at,
                     consumed_at: None,
                 }),
-            ])
-            .await?;
+            ],
+        )
+        .await?;
         let mut view = self.view(&record, None);
         // The browser side needs no WebAuthn options: the phone gets them at handoff.
         view.webauthn = None;
@@ -327,7 +383,20 @@ impl Engine {
     /// Consumes a handoff token (the phone, through the integrator's backend): starts the live
     /// capture and returns the mobile context (sdk token, WebAuthn request options). A token
     /// works once, also when consumers race.
-    pub async fn consume_handoff(&self, req: ConsumeHandoff) -> Result<SessionView, CoreError> {
+    pub async fn consume_handoff(
+        &self,
+        actor: &Actor,
+        req: ConsumeHandoff,
+    ) -> Result<SessionView, CoreError> {
+        let r = self.consume_handoff_inner(actor, req).await;
+        self.audited(actor, "consume_handoff", None, r).await
+    }
+
+    async fn consume_handoff_inner(
+        &self,
+        actor: &Actor,
+        req: ConsumeHandoff,
+    ) -> Result<SessionView, CoreError> {
         let token = req.handoff_token.trim();
         if token.is_empty() || token.len() > 128 {
             return Err(CoreError::HandoffTokenInvalid);
@@ -366,14 +435,16 @@ impl Engine {
             ..s.clone()
         };
         match self
-            .store
-            .commit(vec![
-                Write::ConsumeSecret { hash, at: now },
-                Write::UpdateSession {
-                    record: updated.clone(),
-                    expected_version: s.version,
-                },
-            ])
+            .commit(
+                actor,
+                vec![
+                    Write::ConsumeSecret { hash, at: now },
+                    Write::UpdateSession {
+                        record: updated.clone(),
+                        expected_version: s.version,
+                    },
+                ],
+            )
             .await
         {
             Ok(()) => {}

@@ -4,6 +4,7 @@ use crate::engine::{rfc3339, Engine};
 use crate::error::CoreError;
 use crate::machine::{self, effective_state, Event};
 use crate::model::*;
+use passbind_audit::Actor;
 use passbind_proto::users::{CredentialView, UserView};
 
 impl Engine {
@@ -46,6 +47,19 @@ impl Engine {
     /// Revokes one of the user's credentials: it can no longer sign in or step up.
     pub async fn revoke_credential(
         &self,
+        actor: &Actor,
+        external_user_id: &str,
+        credential_id: &str,
+    ) -> Result<UserView, CoreError> {
+        let r = self
+            .revoke_credential_inner(actor, external_user_id, credential_id)
+            .await;
+        self.audited(actor, "revoke_credential", None, r).await
+    }
+
+    async fn revoke_credential_inner(
+        &self,
+        actor: &Actor,
         external_user_id: &str,
         credential_id: &str,
     ) -> Result<UserView, CoreError> {
@@ -58,11 +72,13 @@ impl Engine {
             _ => return Err(CoreError::CredentialNotFound),
         }
         match self
-            .store
-            .commit(vec![Write::RevokeCredential {
-                credential_id: credential_id.to_owned(),
-                at: self.now(),
-            }])
+            .commit(
+                actor,
+                vec![Write::RevokeCredential {
+                    credential_id: credential_id.to_owned(),
+                    at: self.now(),
+                }],
+            )
             .await
         {
             Ok(()) => {}
@@ -77,7 +93,20 @@ impl Engine {
     /// Erases a user: crypto-shreds the biometric token (its wrapped data key is destroyed),
     /// revokes every credential, cancels live sessions and marks the user erased. The
     /// external id cannot be enrolled again.
-    pub async fn erase_user(&self, external_user_id: &str) -> Result<UserView, CoreError> {
+    pub async fn erase_user(
+        &self,
+        actor: &Actor,
+        external_user_id: &str,
+    ) -> Result<UserView, CoreError> {
+        let r = self.erase_user_inner(actor, external_user_id).await;
+        self.audited(actor, "erase_user", None, r).await
+    }
+
+    async fn erase_user_inner(
+        &self,
+        actor: &Actor,
+        external_user_id: &str,
+    ) -> Result<UserView, CoreError> {
         let user = self.active_user(external_user_id).await?;
         let now = self.now();
         let mut writes = vec![
@@ -108,7 +137,7 @@ impl Engine {
                 });
             }
         }
-        self.store.commit(writes).await?;
+        self.commit(actor, writes).await?;
         tracing::info!(user = %self.user_ref(&user.external_user_id), "user erased");
         self.user_view(external_user_id).await
     }

@@ -34,7 +34,7 @@ async fn open(
     key.require(SCOPE_FLOWS)?;
     Ok((
         StatusCode::CREATED,
-        Json(st.engine.open_authentication(req).await?),
+        Json(st.engine.open_authentication(&key.actor(), req).await?),
     ))
 }
 
@@ -69,5 +69,9 @@ async fn complete(
     ApiJson(req): ApiJson<CompleteWithAssertion>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.complete_authentication(&id, req).await?))
+    Ok(Json(
+        st.engine
+            .complete_authentication(&key.actor(), &id, req)
+            .await?,
+    ))
 }

@@ -55,7 +55,7 @@ async fn open(
     ApiJson(req): ApiJson<OpenStepUp>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     key.require(SCOPE_FLOWS)?;
-    let opened = st.engine.open_cross_platform(req).await?;
+    let opened = st.engine.open_cross_platform(&key.actor(), req).await?;
     let (deep_link, qr_svg) = handoff_forms(&st.options.handoff_link, &opened.handoff_token);
     let mut view = opened.view;
     view.handoff = Some(HandoffView {
@@ -80,7 +80,7 @@ async fn consume(
     ApiJson(req): ApiJson<ConsumeHandoff>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.consume_handoff(req).await?))
+    Ok(Json(st.engine.consume_handoff(&key.actor(), req).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -132,7 +132,9 @@ async fn retry(
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
     Ok(Json(
-        st.engine.retry_capture(&id, Flow::CrossPlatform).await?,
+        st.engine
+            .retry_capture(&key.actor(), &id, Flow::CrossPlatform)
+            .await?,
     ))
 }
 
@@ -152,7 +154,7 @@ async fn complete(
     key.require(SCOPE_FLOWS)?;
     Ok(Json(
         st.engine
-            .complete_step_up(&id, Flow::CrossPlatform, req)
+            .complete_step_up(&key.actor(), &id, Flow::CrossPlatform, req)
             .await?,
     ))
 }
@@ -168,5 +170,9 @@ async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.cancel(&id, Flow::CrossPlatform).await?))
+    Ok(Json(
+        st.engine
+            .cancel(&key.actor(), &id, Flow::CrossPlatform)
+            .await?,
+    ))
 }

@@ -38,7 +38,7 @@ async fn open(
     key.require(SCOPE_FLOWS)?;
     Ok((
         StatusCode::CREATED,
-        Json(st.engine.open_recovery(req).await?),
+        Json(st.engine.open_recovery(&key.actor(), req).await?),
     ))
 }
 
@@ -68,7 +68,7 @@ async fn continuation(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.issue_continuation(&id).await?))
+    Ok(Json(st.engine.issue_continuation(&key.actor(), &id).await?))
 }
 
 /// Exchange a continuation context for the replacement registration (WebAuthn creation
@@ -83,7 +83,9 @@ async fn exchange(
     ApiJson(req): ApiJson<ExchangeContinuation>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.exchange_continuation(req).await?))
+    Ok(Json(
+        st.engine.exchange_continuation(&key.actor(), req).await?,
+    ))
 }
 
 /// Complete the recovery with the replacement credential's attestation; by default the
@@ -101,7 +103,9 @@ async fn complete(
     ApiJson(req): ApiJson<CompleteRegistration>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.complete_recovery(&id, req).await?))
+    Ok(Json(
+        st.engine.complete_recovery(&key.actor(), &id, req).await?,
+    ))
 }
 
 /// Cancel a live recovery.
@@ -114,5 +118,7 @@ async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.cancel(&id, Flow::Recovery).await?))
+    Ok(Json(
+        st.engine.cancel(&key.actor(), &id, Flow::Recovery).await?,
+    ))
 }

@@ -36,7 +36,7 @@ async fn open(
     ApiJson(req): ApiJson<OpenRegistration>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     key.require(SCOPE_FLOWS)?;
-    let view = st.engine.open_registration(req).await?;
+    let view = st.engine.open_registration(&key.actor(), req).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -73,7 +73,11 @@ async fn complete(
     ApiJson(req): ApiJson<CompleteRegistration>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.complete_registration(&id, req).await?))
+    Ok(Json(
+        st.engine
+            .complete_registration(&key.actor(), &id, req)
+            .await?,
+    ))
 }
 
 /// Cancel a live registration.
@@ -87,5 +91,9 @@ async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.cancel(&id, Flow::Registration).await?))
+    Ok(Json(
+        st.engine
+            .cancel(&key.actor(), &id, Flow::Registration)
+            .await?,
+    ))
 }

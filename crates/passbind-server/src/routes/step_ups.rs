@@ -37,7 +37,7 @@ async fn open(
     key.require(SCOPE_FLOWS)?;
     Ok((
         StatusCode::CREATED,
-        Json(st.engine.open_step_up(req).await?),
+        Json(st.engine.open_step_up(&key.actor(), req).await?),
     ))
 }
 
@@ -67,7 +67,11 @@ async fn retry(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.retry_capture(&id, Flow::StepUp).await?))
+    Ok(Json(
+        st.engine
+            .retry_capture(&key.actor(), &id, Flow::StepUp)
+            .await?,
+    ))
 }
 
 /// Complete a step-up with the assertion. Refused unless the live capture matched
@@ -87,7 +91,9 @@ async fn complete(
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
     Ok(Json(
-        st.engine.complete_step_up(&id, Flow::StepUp, req).await?,
+        st.engine
+            .complete_step_up(&key.actor(), &id, Flow::StepUp, req)
+            .await?,
     ))
 }
 
@@ -101,5 +107,7 @@ async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     key.require(SCOPE_FLOWS)?;
-    Ok(Json(st.engine.cancel(&id, Flow::StepUp).await?))
+    Ok(Json(
+        st.engine.cancel(&key.actor(), &id, Flow::StepUp).await?,
+    ))
 }

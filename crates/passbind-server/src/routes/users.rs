@@ -14,6 +14,23 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(read, erase))
         .routes(routes!(revoke))
+        .routes(routes!(identity_proofs))
+}
+
+/// The signed identity proofs of a credential: that its owner's identity was verified, when,
+/// by which provider and run, without anyone holding the person's data. Verify them with
+/// `/v1/audit/public-key`.
+#[utoipa::path(get, path = "/v1/users/{external_user_id}/credentials/{credential_id}/identity-proofs", tag = "users",
+    params(("external_user_id" = String, Path), ("credential_id" = String, Path)),
+    security(("api_key" = [])),
+    responses((status = 200, body = [Object]), (status = 404, body = ErrorBody)))]
+async fn identity_proofs(
+    State(st): State<AppState>,
+    key: ApiKey,
+    ApiPath((user, credential)): ApiPath<(String, String)>,
+) -> Result<Json<Vec<passbind_core::audit::IdentityProofView>>, ApiError> {
+    key.require(SCOPE_USERS)?;
+    Ok(Json(st.engine.identity_proofs(&user, &credential).await?))
 }
 
 /// A user's credentials and whether a biometric token is held (never the token itself).
@@ -40,7 +57,7 @@ async fn erase(
     ApiPath(user): ApiPath<String>,
 ) -> Result<Json<UserView>, ApiError> {
     key.require(SCOPE_USERS)?;
-    Ok(Json(st.engine.erase_user(&user).await?))
+    Ok(Json(st.engine.erase_user(&key.actor(), &user).await?))
 }
 
 /// Revoke one credential: it can no longer sign in or step up.
@@ -54,5 +71,9 @@ async fn revoke(
     ApiPath((user, credential)): ApiPath<(String, String)>,
 ) -> Result<Json<UserView>, ApiError> {
     key.require(SCOPE_USERS)?;
-    Ok(Json(st.engine.revoke_credential(&user, &credential).await?))
+    Ok(Json(
+        st.engine
+            .revoke_credential(&key.actor(), &user, &credential)
+            .await?,
+    ))
 }

@@ -92,7 +92,11 @@ impl TestApp {
         let base = server.base_url();
         let key = server
             .engine
-            .create_api_key("tests", &["flows".into(), "users".into(), "audit".into()])
+            .create_api_key(
+                &passbind_core::Actor::system(),
+                "tests",
+                &["flows".into(), "users".into(), "audit".into()],
+            )
             .await
             .unwrap();
         Self {
@@ -104,6 +108,26 @@ impl TestApp {
             dir,
             shared_store,
         }
+    }
+
+    /// Runs raw SQL on this test's database, as a tamperer with database access would.
+    pub async fn sql(&self, statement: &str) -> u64 {
+        let owned;
+        let store = match &self.shared_store {
+            Some(s) => s,
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("passbind.db").display());
+                owned = passbind_store::connect(&url, Default::default())
+                    .await
+                    .unwrap();
+                &owned
+            }
+        };
+        sqlx::query(statement)
+            .execute(store.pool())
+            .await
+            .unwrap()
+            .rows_affected()
     }
 
     /// The WebAuthn origin the server accepts by default.

@@ -109,7 +109,11 @@ async fn api_keys_are_required_and_checked(app: TestApp) {
     let audit_only = app
         .server
         .engine
-        .create_api_key("auditor", &["audit".into()])
+        .create_api_key(
+            &passbind_core::Actor::system(),
+            "auditor",
+            &["audit".into()],
+        )
         .await
         .unwrap();
     let r = app
@@ -125,12 +129,12 @@ async fn api_keys_are_required_and_checked(app: TestApp) {
     let k = app
         .server
         .engine
-        .create_api_key("temp", &["flows".into()])
+        .create_api_key(&passbind_core::Actor::system(), "temp", &["flows".into()])
         .await
         .unwrap();
     app.server
         .engine
-        .revoke_api_key(&k.record.id)
+        .revoke_api_key(&passbind_core::Actor::system(), &k.record.id)
         .await
         .unwrap();
     let r = app

@@ -100,7 +100,7 @@ async fn read_revoke_erase(app: TestApp) {
     let flows_only = app
         .server
         .engine
-        .create_api_key("flows", &["flows".into()])
+        .create_api_key(&passbind_core::Actor::system(), "flows", &["flows".into()])
         .await
         .unwrap();
     let r = app

@@ -1,0 +1,254 @@
+//! The dashboard in real headless Chromium, driven over WebDriver (chromedriver + fantoccini),
+//! with Chromium's virtual authenticator standing in for the operator's passkey: first-operator
+//! enrolment from the printed setup link, sign-out and passkey sign-in, finding a user created
+//! by a registration flow, revoking their credential, and verifying the audit chain. Each step
+//! saves a screenshot under `target/test-artifacts/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them the
+//! test fails and says so.
+
+use crate::common::{open_req, register, user_credentials, TestApp};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use passbind_sdk::device::{Device, Person};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// WebAuthn §11.3 "Add Virtual Authenticator" (a WebDriver extension command).
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = serde_json::json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+            assert!(
+                Path::new(path).exists(),
+                "the browser tests need {path}: install Debian's `{package}` package \
+                 (`apt-get install chromium chromium-driver`; .ci/run does it)"
+            );
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..100 {
+            if let Ok(r) = http.get(format!("{url}/status")).send().await {
+                if r.status().is_success() {
+                    ready = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "chromedriver did not start on port {port}");
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("a Chromium session through chromedriver");
+        client
+            .issue_cmd(AddVirtualAuthenticator)
+            .await
+            .expect("Chromium's virtual authenticator");
+        Self {
+            client,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    async fn shot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.unwrap();
+        let path = artifacts().join(format!("dashboard-{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Waits for an element; on timeout saves a screenshot and fails with the page's text.
+    async fn wait(&self, css: &str) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                let shot = self.shot("timeout").await;
+                let text = match self.client.find(Locator::Css("main")).await {
+                    Ok(m) => m.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                panic!("waiting for {css}: {e}; page says: {text}; screenshot {}", shot.display());
+            }
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.wait(css).await.click().await.unwrap();
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.wait(css).await;
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.wait(css).await.text().await.unwrap()
+    }
+}
+
+/// Some traffic, so that the overview has something to show.
+async fn traffic(app: &TestApp) {
+    for (i, user) in ["cust-browser", "cust-2", "cust-3", "shop-7"].iter().enumerate() {
+        register(app, user, &Person::new(500 + i as u64), &Device::new()).await;
+    }
+    // Two sessions left open, one cancelled.
+    for user in ["pending-1", "pending-2", "cancelled-1"] {
+        let s = app.client.open_registration(&open_req(user)).await.unwrap();
+        if user.starts_with("cancelled") {
+            let r = app
+                .post_json(&format!("/v1/registrations/{}/cancel", s.id), &serde_json::json!({}))
+                .await;
+            assert_eq!(r.0, 200, "{}", r.1);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_headless_chromium() {
+    let app = TestApp::sqlite().await;
+    let link = app.server.operator_setup_link.clone().unwrap();
+    let b = Browser::start().await;
+
+    // 1. The first operator opens the printed link and enrols a passkey.
+    b.client.goto(&link).await.unwrap();
+    b.type_into("#operator-name", "alice").await;
+    b.shot("01-setup").await;
+    b.click("#enrol").await;
+    b.wait("#totals").await;
+    assert!(b.text("main").await.contains("Welcome, alice"));
+    assert!(!b.client.current_url().await.unwrap().as_str().contains("token="), "the used link leaves the address bar");
+    b.shot("02-enrolled").await;
+
+    // 2. Sign out, then sign in with the passkey.
+    b.click("#sign-out").await;
+    b.wait("#sign-in-passkey").await;
+    b.shot("03-sign-in").await;
+    b.click("#sign-in-passkey").await;
+    b.wait("#totals").await;
+    assert!(b.text("#who-name").await.contains("alice"));
+
+    // 3. A user registered through the Core API shows up; the overview counts them.
+    traffic(&app).await;
+    b.client.goto(&format!("{}/dashboard/", app.origin())).await.unwrap();
+    b.wait("#chart rect").await;
+    assert_eq!(b.text("#total-users .n").await, "7");
+    let overview = b.shot("overview").await;
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dashboard-overview.png");
+    if std::env::var_os("PASSBIND_UPDATE_SCREENSHOTS").is_some() {
+        std::fs::copy(&overview, docs).unwrap();
+    }
+
+    b.click("#nav a[data-page=users]").await;
+    b.type_into("#user-search", "cust-b").await;
+    b.click("#user-search-go").await;
+    b.click("tr[data-user=cust-browser] a").await;
+    b.wait("#credentials").await;
+    assert_eq!(b.text("#user-id").await, "cust-browser");
+    assert!(b.text("#user-ebt").await.starts_with("held"));
+    let page = b.text("main").await;
+    assert!(page.contains("test phone"), "{page}");
+    b.shot("04-user").await;
+
+    // 4. Revoke the credential (with confirmation).
+    b.click("button.revoke").await;
+    b.click("#confirm-revoke").await;
+    b.wait("#user-message .notice.ok").await;
+    assert!(b.text("#credentials").await.contains("revoked"));
+    b.shot("05-credential-revoked").await;
+    let creds = user_credentials(&app, "cust-browser").await;
+    assert!(creds[0].revoked_at.is_some(), "the credential is revoked in the store");
+
+    // 5. The audit page verifies the chain; the revocation is in the log with alice's subject.
+    b.click("#nav a[data-page=audit]").await;
+    b.wait("#audit-events").await;
+    b.click("#verify-audit").await;
+    let ok = b.text("#verify-ok").await;
+    assert!(ok.starts_with("Intact."), "{ok}");
+    let events = b.text("#audit-events").await;
+    assert!(events.contains("credential.revoked") && events.contains("local:alice"), "{events}");
+    b.shot("06-audit-verified").await;
+
+    // The other pages render.
+    for (page, css) in [("sessions", "table.sessions"), ("api-keys", "#api-keys"), ("settings", "table.settings")] {
+        b.click(&format!("#nav a[data-page={page}]")).await;
+        b.wait(css).await;
+        b.shot(&format!("07-{page}")).await;
+    }
+    b.client.close().await.unwrap();
+}

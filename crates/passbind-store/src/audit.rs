@@ -1,0 +1,199 @@
+//! The audit log in the database: appends under the chain-head row lock, checkpoints, identity
+//! proofs, and their reads.
+//!
+//! An append reads the head `(last_seq, last_hash)` with `SELECT ... FOR UPDATE` (PostgreSQL;
+//! SQLite's `BEGIN IMMEDIATE` already serialises writers), seals the event with
+//! `passbind_audit::ChainHead`, inserts it and moves the head, all in the transaction of the
+//! change the event describes. Appends are applied last in a commit, so the head lock is held
+//! only for the end of the transaction. Concurrent replicas therefore get consecutive sequence
+//! numbers in commit order: no gap, no fork.
+
+use crate::error;
+use crate::sql::sql;
+use crate::Backend;
+use passbind_audit::{Actor, AuditEvent, ChainHead, Checkpoint, EventDraft};
+use passbind_core::model::{AuditDraft, Conflict, IdentityProofRecord, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+fn draft(d: &AuditDraft) -> EventDraft {
+    EventDraft {
+        time_ms: d.time_ms,
+        event_type: d.event_type.clone(),
+        outcome: d.outcome.clone(),
+        reason: d.reason.clone(),
+        session_id: d.session_id.clone(),
+        flow: d.flow.clone(),
+        actor: Actor {
+            kind: d.actor_kind.clone(),
+            id: d.actor_id.clone(),
+        },
+        user_ref: d.user_ref.clone(),
+        tx_hash: d.tx_hash.clone(),
+        details: d.details.clone(),
+    }
+}
+
+pub(crate) async fn append(
+    b: Backend,
+    conn: &mut AnyConnection,
+    d: &AuditDraft,
+) -> Result<(), StoreError> {
+    let head_sql = match b {
+        Backend::Sqlite => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+        Backend::Postgres => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE",
+    };
+    let row = sqlx::query(head_sql)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| error::db(b, "read audit head", e))?;
+    let last_seq: i64 = row
+        .try_get(0)
+        .map_err(|e| error::db(b, "read audit head", e))?;
+    let last_hash: String = row
+        .try_get(1)
+        .map_err(|e| error::db(b, "read audit head", e))?;
+    let head = ChainHead {
+        last_seq: u64::try_from(last_seq)
+            .map_err(|_| StoreError::Backend("audit head: negative sequence".into()))?,
+        last_hash,
+    };
+    let event = head
+        .seal_next(draft(d))
+        .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
+    let json = serde_json::to_string(&event)
+        .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
+    let seq = i64::try_from(event.seq)
+        .map_err(|_| StoreError::Backend("audit sequence overflow".into()))?;
+    sqlx::query(sql!(
+        b,
+        "INSERT INTO audit_events (seq, time_ms, event_type, session_id, user_ref, hash, event) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(seq)
+    .bind(event.time_ms)
+    .bind(event.event_type.as_str())
+    .bind(event.session_id.as_deref())
+    .bind(event.user_ref.as_deref())
+    .bind(event.hash.as_str())
+    .bind(json.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| error::db(b, "insert audit event", e))?;
+    sqlx::query(sql!(
+        b,
+        "UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = 1"
+    ))
+    .bind(seq)
+    .bind(event.hash.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| error::db(b, "move audit head", e))?;
+    Ok(())
+}
+
+pub(crate) async fn insert_checkpoint(
+    b: Backend,
+    conn: &mut AnyConnection,
+    c: &Checkpoint,
+    frontier: &[String],
+) -> Result<(), StoreError> {
+    let size = i64::try_from(c.tree_size)
+        .map_err(|_| StoreError::Backend("checkpoint size overflow".into()))?;
+    let frontier = serde_json::to_string(frontier)
+        .map_err(|e| StoreError::Backend(format!("frontier: {e}")))?;
+    let done = sqlx::query(sql!(
+        b,
+        "INSERT INTO audit_checkpoints (tree_size, root_hash, time_ms, key_id, signature, \
+         frontier) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    ))
+    .bind(size)
+    .bind(c.root_hash.as_str())
+    .bind(c.time_ms)
+    .bind(c.key_id.as_str())
+    .bind(c.signature.as_str())
+    .bind(frontier.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| error::db(b, "insert checkpoint", e))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict(Conflict::DuplicateId));
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_identity_proof(
+    b: Backend,
+    conn: &mut AnyConnection,
+    p: &IdentityProofRecord,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(sql!(
+        b,
+        "INSERT INTO identity_proofs (id, session_id, user_id, credential_id, jws, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    ))
+    .bind(p.id.as_str())
+    .bind(p.session_id.as_str())
+    .bind(p.user_id.as_str())
+    .bind(p.credential_id.as_deref())
+    .bind(p.jws.as_str())
+    .bind(p.created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| error::db(b, "insert identity proof", e))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict(Conflict::DuplicateId));
+    }
+    Ok(())
+}
+
+pub(crate) fn event(row: &AnyRow) -> Result<AuditEvent, StoreError> {
+    let text: String = row
+        .try_get("event")
+        .map_err(|_| StoreError::Backend("audit_events: unreadable event".into()))?;
+    serde_json::from_str(&text)
+        .map_err(|_| StoreError::Backend("audit_events: corrupt event".into()))
+}
+
+pub(crate) fn hash(row: &AnyRow) -> Result<String, StoreError> {
+    row.try_get("hash")
+        .map_err(|_| StoreError::Backend("audit_events: unreadable hash".into()))
+}
+
+pub(crate) fn checkpoint(row: &AnyRow) -> Result<Checkpoint, StoreError> {
+    let bad = |c: &str| StoreError::Backend(format!("audit_checkpoints: unreadable {c}"));
+    let size: i64 = row.try_get("tree_size").map_err(|_| bad("tree_size"))?;
+    Ok(Checkpoint {
+        tree_size: u64::try_from(size).map_err(|_| bad("tree_size"))?,
+        root_hash: row.try_get("root_hash").map_err(|_| bad("root_hash"))?,
+        time_ms: row.try_get("time_ms").map_err(|_| bad("time_ms"))?,
+        key_id: row.try_get("key_id").map_err(|_| bad("key_id"))?,
+        signature: row.try_get("signature").map_err(|_| bad("signature"))?,
+    })
+}
+
+pub(crate) fn checkpoint_with_frontier(
+    row: &AnyRow,
+) -> Result<(Checkpoint, Vec<String>), StoreError> {
+    let c = checkpoint(row)?;
+    let text: String = row
+        .try_get("frontier")
+        .map_err(|_| StoreError::Backend("audit_checkpoints: unreadable frontier".into()))?;
+    let f: Vec<String> = serde_json::from_str(&text)
+        .map_err(|_| StoreError::Backend("audit_checkpoints: corrupt frontier".into()))?;
+    Ok((c, f))
+}
+
+pub(crate) fn identity_proof(row: &AnyRow) -> Result<IdentityProofRecord, StoreError> {
+    let bad = |c: &str| StoreError::Backend(format!("identity_proofs: unreadable {c}"));
+    Ok(IdentityProofRecord {
+        id: row.try_get("id").map_err(|_| bad("id"))?,
+        session_id: row.try_get("session_id").map_err(|_| bad("session_id"))?,
+        user_id: row.try_get("user_id").map_err(|_| bad("user_id"))?,
+        credential_id: row
+            .try_get("credential_id")
+            .map_err(|_| bad("credential_id"))?,
+        jws: row.try_get("jws").map_err(|_| bad("jws"))?,
+        created_at: row.try_get("created_at").map_err(|_| bad("created_at"))?,
+    })
+}
