@@ -328,7 +328,7 @@ impl Engine {
             (Some(provider), Some(run_id)) => Some(IdvView {
                 provider: provider.clone(),
                 run_id: run_id.clone(),
-                sdk_token: fresh.map(|r| r.sdk_token.clone()),
+                sdk_token: fresh.map(|r| r.sdk_token.clone()).filter(|t| !t.is_empty()),
                 capture_url: fresh.and_then(|r| r.capture_url.clone()),
                 verdict: data
                     .idv_verdict

@@ -314,6 +314,18 @@ pub enum IdvError {
 pub trait IdvProvider: Send + Sync + 'static {
     /// The provider's name in URLs and records (`simulator`, `onfido`, ...).
     fn name(&self) -> &str;
+
+    /// Whether a run's verdict is known as soon as it starts (witness mode: the integrator's
+    /// webhook answers synchronously), so the engine settles the session at once.
+    fn settles_at_start(&self) -> bool {
+        false
+    }
+
+    /// Whether the provider matches faces against a biometric token. A provider that does not
+    /// (witness mode) neither needs nor produces one.
+    fn uses_biometrics(&self) -> bool {
+        true
+    }
     async fn start_run(&self, req: StartRun) -> Result<StartedRun, IdvError>;
     /// Checks the signature over the raw body (before any parsing) and parses the event.
     /// `header` looks a header up by lower-case name.

@@ -14,6 +14,7 @@ pub mod signature;
 pub mod simulator;
 pub mod studio;
 pub mod wire;
+pub mod witness;
 
 pub use simulator::{Simulator, SimulatorConfig};
 pub use studio::{StudioClient, StudioConfig};

@@ -158,6 +158,20 @@ pub struct Settings {
     #[arg(long, env = "PASSBIND_ONFIDO_WEBHOOK_TOKEN", hide_env_values = true)]
     pub onfido_webhook_token: Option<Secret>,
 
+    /// Witness mode (`PASSBIND_IDV_PROVIDER=witness`): the integrator's webhook that receives
+    /// the signed identity bundle and answers approve or reject (authoritative).
+    #[arg(long, env = "PASSBIND_WITNESS_URL")]
+    pub witness_url: Option<url::Url>,
+
+    /// Witness mode: the shared secret that authenticates the webhook's answers
+    /// (`X-Passbind-Signature: t=...,v1=...`), at least 16 characters.
+    #[arg(long, env = "PASSBIND_WITNESS_SECRET", hide_env_values = true)]
+    pub witness_secret: Option<Secret>,
+
+    /// Witness mode: how long to wait for the answer (then: reject), milliseconds.
+    #[arg(long, env = "PASSBIND_WITNESS_TIMEOUT_MS", default_value_t = 5000)]
+    pub witness_timeout_ms: u64,
+
     /// Calls to the IDV provider: timeout of one attempt, seconds.
     #[arg(long, env = "PASSBIND_IDV_TIMEOUT_SECONDS", default_value_t = 10)]
     pub idv_timeout_seconds: u64,
@@ -371,6 +385,9 @@ impl Settings {
             onfido_client_id: None,
             onfido_client_secret: None,
             onfido_webhook_token: None,
+            witness_url: None,
+            witness_secret: None,
+            witness_timeout_ms: 5000,
             idv_timeout_seconds: 10,
             idv_max_retries: 3,
             idv_retry_backoff_ms: 200,

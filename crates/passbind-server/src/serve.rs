@@ -144,8 +144,23 @@ pub fn check_settings(s: &Settings) -> anyhow::Result<()> {
     match s.idv_provider.as_str() {
         "simulator" => {}
         "onfido" => onfido_problems(s, &mut problems),
+        "witness" => {
+            match &s.witness_url {
+                None => problems.push("PASSBIND_WITNESS_URL is required in witness mode".into()),
+                Some(u) if s.mode == Mode::Production && u.scheme() != "https" => {
+                    problems.push("PASSBIND_WITNESS_URL must be https in production".into())
+                }
+                _ => {}
+            }
+            if s.witness_secret.as_ref().is_none_or(|x| x.0.len() < 16) {
+                problems.push(
+                    "PASSBIND_WITNESS_SECRET (at least 16 characters) is required in witness mode"
+                        .into(),
+                );
+            }
+        }
         other => problems.push(format!(
-            "PASSBIND_IDV_PROVIDER must be `simulator` or `onfido`, not `{other}`"
+            "PASSBIND_IDV_PROVIDER must be `simulator`, `onfido` or `witness`, not `{other}`"
         )),
     }
     idv_call_problems(s, &mut problems);
@@ -368,6 +383,22 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
             client
         }
         "onfido" => onfido_provider(&settings)?,
+        "witness" => Arc::new(
+            passbind_idv::witness::WitnessProvider::new(passbind_idv::witness::WitnessConfig {
+                url: settings
+                    .witness_url
+                    .clone()
+                    .context("PASSBIND_WITNESS_URL")?,
+                secret: settings
+                    .witness_secret
+                    .as_ref()
+                    .map(|x| x.0.clone())
+                    .unwrap_or_default(),
+                timeout: Duration::from_millis(settings.witness_timeout_ms),
+                signing_seed: *keys.audit_seed,
+            })
+            .map_err(|e| anyhow::anyhow!("witness mode: {e}"))?,
+        ),
         other => {
             bail!("PASSBIND_IDV_PROVIDER={other} is not available (use `simulator` or `onfido`)")
         }

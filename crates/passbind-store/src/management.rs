@@ -189,7 +189,7 @@ impl SqlStore {
              FROM users u WHERE 1 = 1",
         );
         if !prefix.is_empty() {
-            text.push_str(" AND substr(u.external_user_id, 1, ?) = ?");
+            text.push_str(" AND substr(u.external_user_id, 1, CAST(? AS INTEGER)) = ?");
         }
         if after.is_some() {
             text.push_str(" AND u.external_user_id > ?");

@@ -108,6 +108,38 @@ impl Engine {
         Ok(self.keys.ebt.open_ebt(&rec)?)
     }
 
+    /// Whether the configured provider matches faces against a biometric token.
+    pub(crate) fn provider_uses_biometrics(&self) -> bool {
+        self.provider(&self.config.idv_provider)
+            .map(|p| p.uses_biometrics())
+            .unwrap_or(true)
+    }
+
+    /// With a provider whose verdict is known as soon as the run starts (witness mode), settles
+    /// the session at once, through the same path as a webhook. Returns the session as it is
+    /// then (or as it was, for other providers).
+    pub(crate) async fn settle_if_synchronous(
+        &self,
+        record: SessionRecord,
+    ) -> Result<SessionRecord, CoreError> {
+        let (Some(name), Some(run_id)) = (&record.idv_provider, &record.idv_run_id) else {
+            return Ok(record);
+        };
+        let provider = self.provider(name)?;
+        if !provider.settles_at_start() {
+            return Ok(record);
+        }
+        let outcome = provider
+            .fetch_run(run_id)
+            .await
+            .map_err(CoreError::provider_call)?;
+        let actor = passbind_audit::Actor::new("idv_provider", name.as_str());
+        let key = format!("{run_id}:witness:{}", outcome.status.as_str());
+        self.apply_run_outcome(&actor, name, &record, &key, &outcome)
+            .await?;
+        Ok(self.store.session(&record.id).await?.unwrap_or(record))
+    }
+
     /// Starts a run whose input is the user's stored token.
     pub(crate) async fn start_match_run(
         &self,
@@ -116,14 +148,18 @@ impl Engine {
         user: &UserRecord,
         custom_data: serde_json::Map<String, serde_json::Value>,
     ) -> Result<StartedRun, CoreError> {
-        let token = self.stored_token(user).await?;
         let provider = self.provider(&self.config.idv_provider)?;
+        let token = if provider.uses_biometrics() {
+            Some(self.stored_token(user).await?)
+        } else {
+            None
+        };
         provider
             .start_run(StartRun {
                 purpose,
                 session_id: session_id.to_owned(),
                 customer_user_ref: self.user_ref(&user.external_user_id),
-                biometric_token: Some(token),
+                biometric_token: token,
                 custom_data,
             })
             .await

@@ -188,7 +188,8 @@ impl Engine {
 
         let mut extra = Vec::new();
         let mut failure = verdict.err();
-        if failure.is_none() && s.flow == Flow::Registration {
+        let biometric = self.provider(provider_name)?.uses_biometrics();
+        if failure.is_none() && s.flow == Flow::Registration && biometric {
             let has_ebt = self.store.ebt(&s.user_id).await?.is_some();
             let (writes, fail) =
                 self.registration_verdict_writes(s, outcome.biometric_token.as_ref(), has_ebt)?;

@@ -41,7 +41,7 @@ impl Engine {
         )?;
         let ttl = self.ttl_ms(req.ttl_seconds)?;
         let user = self.active_user(&req.external_user_id).await?;
-        if self.store.ebt(&user.id).await?.is_none() {
+        if self.provider_uses_biometrics() && self.store.ebt(&user.id).await?.is_none() {
             return Err(CoreError::NoBiometricReference);
         }
         let id = random_id(&*self.rng, "rec");
@@ -68,6 +68,7 @@ impl Engine {
         };
         self.commit(actor, vec![Write::InsertSession(record.clone())])
             .await?;
+        let record = self.settle_if_synchronous(record).await?;
         Ok(self.view(&record, Some(&run)))
     }
 

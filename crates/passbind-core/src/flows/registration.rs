@@ -191,6 +191,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(session = %record.id, flow = "registration", face_only, "session opened");
+        let record = self.settle_if_synchronous(record).await?;
         let mut view = self.view(&record, Some(&run));
         if fresh_options.is_some() {
             view.webauthn = fresh_options;

@@ -72,7 +72,7 @@ impl Engine {
         req: &OpenStepUp,
     ) -> Result<(UserRecord, Vec<(Vec<u8>, Vec<String>)>), CoreError> {
         let user = self.active_user(&req.external_user_id).await?;
-        if self.store.ebt(&user.id).await?.is_none() {
+        if self.provider_uses_biometrics() && self.store.ebt(&user.id).await?.is_none() {
             return Err(CoreError::NoBiometricReference);
         }
         self.check_lockout(&user).await?;
@@ -139,6 +139,7 @@ impl Engine {
         };
         self.commit(actor, vec![Write::InsertSession(record.clone())])
             .await?;
+        let record = self.settle_if_synchronous(record).await?;
         Ok(self.view(&record, Some(&run)))
     }
 
@@ -206,6 +207,7 @@ impl Engine {
             }],
         )
         .await?;
+        let updated = self.settle_if_synchronous(updated).await?;
         Ok(self.view(&updated, Some(&run)))
     }
 
@@ -451,6 +453,7 @@ impl Engine {
             Err(StoreError::Conflict(_)) => return Err(CoreError::HandoffTokenInvalid),
             Err(e) => return Err(e.into()),
         }
+        let updated = self.settle_if_synchronous(updated).await?;
         Ok(self.view(&updated, Some(&run)))
     }
 }

@@ -39,7 +39,7 @@ function main() { return document.getElementById("main"); }
 
 function show(...nodes) {
   const m = main();
-  m.replaceChildren(...nodes);
+  m.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
   window.scrollTo(0, 0);
 }
 
@@ -327,7 +327,7 @@ async function pageOverview() {
   const reasons = Object.entries(all.failed_by_reason || {});
   show(
     params.get("welcome") ? notice("Welcome, " + status.operator.display_name + ". You are signed in with your new passkey; use it to sign in next time.", "ok") : null,
-    h("div", { class: "row" }, h("h1", { style: null }, "Overview"), h("span", { class: "muted" }, "sessions opened in the "), select),
+    h("div", { class: "row head" }, h("h1", {}, "Overview"), h("span", { class: "muted" }, "sessions opened in the"), select),
     h("div", { class: "cards", id: "totals" },
       card(t.users, "users", "total-users"),
       card(t.active_credentials, "active credentials", "total-credentials"),

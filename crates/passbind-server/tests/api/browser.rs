@@ -22,7 +22,11 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 struct AddVirtualAuthenticator;
 
 impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
         base.join(&format!(
             "session/{}/webauthn/authenticator",
             session.unwrap_or_default()
@@ -102,8 +106,7 @@ impl Browser {
                 ],
             }),
         );
-        let client = ClientBuilder::rustls()
-            .unwrap()
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&url)
             .await
@@ -142,7 +145,10 @@ impl Browser {
                     Ok(m) => m.text().await.unwrap_or_default(),
                     Err(_) => String::new(),
                 };
-                panic!("waiting for {css}: {e}; page says: {text}; screenshot {}", shot.display());
+                panic!(
+                    "waiting for {css}: {e}; page says: {text}; screenshot {}",
+                    shot.display()
+                );
             }
         }
     }
@@ -162,9 +168,73 @@ impl Browser {
     }
 }
 
-/// Some traffic, so that the overview has something to show.
+/// A week of past sessions with every outcome, written straight to the store, so that the
+/// overview's chart (and the README's screenshot of it) has something to show.
+async fn history(app: &TestApp) {
+    use passbind_core::model::{SessionRecord, UserRecord, Write};
+    use passbind_proto::session::{Flow, IdvFailureReason, SessionState};
+    let day = 86_400_000i64;
+    let now = app.server.engine.now();
+    let flows = [
+        Flow::Registration,
+        Flow::Authentication,
+        Flow::StepUp,
+        Flow::CrossPlatform,
+        Flow::Recovery,
+    ];
+    let mut writes = Vec::new();
+    for d in 1..7i64 {
+        for k in 0..(6 + (d * 5) % 7) {
+            let n = d * 100 + k;
+            let user = UserRecord {
+                id: format!("usr_hist{n}"),
+                external_user_id: format!("hist-{n}"),
+                user_handle: format!("handle-{n:028}").into_bytes(),
+                created_at: now - d * day,
+                erased_at: None,
+            };
+            let flow = flows[(k as usize) % flows.len()];
+            let (state, failure) = match (k + d) % 9 {
+                0 => (SessionState::IdvFailed, Some(IdvFailureReason::Declined)),
+                1 => (SessionState::IdvFailed, Some(IdvFailureReason::Abandoned)),
+                2 => (SessionState::Cancelled, None),
+                3 => (SessionState::IdvPending, None), // expired: never finished
+                _ => (SessionState::Completed, None),
+            };
+            let flow = if failure.is_some() && flow == Flow::Authentication {
+                Flow::StepUp
+            } else {
+                flow
+            };
+            let created = now - d * day + k * 600_000;
+            writes.push(Write::InsertUser(user.clone()));
+            writes.push(Write::InsertSession(SessionRecord {
+                id: format!("ses_hist{n}"),
+                flow,
+                state,
+                version: 1,
+                user_id: user.id.clone(),
+                external_user_id: user.external_user_id.clone(),
+                created_at: created,
+                updated_at: created,
+                expires_at: created + 900_000,
+                idv_provider: None,
+                idv_run_id: None,
+                idv_failure: failure,
+                credential_id: None,
+                data: serde_json::json!({}),
+            }));
+        }
+    }
+    app.server.engine.store().commit(writes).await.unwrap();
+}
+
+/// Some traffic through the Core API, so that the dashboard has users to find.
 async fn traffic(app: &TestApp) {
-    for (i, user) in ["cust-browser", "cust-2", "cust-3", "shop-7"].iter().enumerate() {
+    for (i, user) in ["cust-browser", "cust-2", "cust-3", "shop-7"]
+        .iter()
+        .enumerate()
+    {
         register(app, user, &Person::new(500 + i as u64), &Device::new()).await;
     }
     // Two sessions left open, one cancelled.
@@ -172,7 +242,10 @@ async fn traffic(app: &TestApp) {
         let s = app.client.open_registration(&open_req(user)).await.unwrap();
         if user.starts_with("cancelled") {
             let r = app
-                .post_json(&format!("/v1/registrations/{}/cancel", s.id), &serde_json::json!({}))
+                .post_json(
+                    &format!("/v1/registrations/{}/cancel", s.id),
+                    &serde_json::json!({}),
+                )
                 .await;
             assert_eq!(r.0, 200, "{}", r.1);
         }
@@ -192,7 +265,15 @@ async fn dashboard_in_headless_chromium() {
     b.click("#enrol").await;
     b.wait("#totals").await;
     assert!(b.text("main").await.contains("Welcome, alice"));
-    assert!(!b.client.current_url().await.unwrap().as_str().contains("token="), "the used link leaves the address bar");
+    assert!(
+        !b.client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("token="),
+        "the used link leaves the address bar"
+    );
     b.shot("02-enrolled").await;
 
     // 2. Sign out, then sign in with the passkey.
@@ -205,9 +286,18 @@ async fn dashboard_in_headless_chromium() {
 
     // 3. A user registered through the Core API shows up; the overview counts them.
     traffic(&app).await;
-    b.client.goto(&format!("{}/dashboard/", app.origin())).await.unwrap();
+    b.client
+        .goto(&format!("{}/dashboard/", app.origin()))
+        .await
+        .unwrap();
     b.wait("#chart rect").await;
     assert_eq!(b.text("#total-users .n").await, "7");
+    history(&app).await;
+    b.client
+        .goto(&format!("{}/dashboard/", app.origin()))
+        .await
+        .unwrap();
+    b.wait("#chart rect").await;
     let overview = b.shot("overview").await;
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dashboard-overview.png");
     if std::env::var_os("PASSBIND_UPDATE_SCREENSHOTS").is_some() {
@@ -232,7 +322,10 @@ async fn dashboard_in_headless_chromium() {
     assert!(b.text("#credentials").await.contains("revoked"));
     b.shot("05-credential-revoked").await;
     let creds = user_credentials(&app, "cust-browser").await;
-    assert!(creds[0].revoked_at.is_some(), "the credential is revoked in the store");
+    assert!(
+        creds[0].revoked_at.is_some(),
+        "the credential is revoked in the store"
+    );
 
     // 5. The audit page verifies the chain; the revocation is in the log with alice's subject.
     b.click("#nav a[data-page=audit]").await;
@@ -241,11 +334,18 @@ async fn dashboard_in_headless_chromium() {
     let ok = b.text("#verify-ok").await;
     assert!(ok.starts_with("Intact."), "{ok}");
     let events = b.text("#audit-events").await;
-    assert!(events.contains("credential.revoked") && events.contains("local:alice"), "{events}");
+    assert!(
+        events.contains("credential.revoked") && events.contains("local:alice"),
+        "{events}"
+    );
     b.shot("06-audit-verified").await;
 
     // The other pages render.
-    for (page, css) in [("sessions", "table.sessions"), ("api-keys", "#api-keys"), ("settings", "table.settings")] {
+    for (page, css) in [
+        ("sessions", "table.sessions"),
+        ("api-keys", "#api-keys"),
+        ("settings", "table.settings"),
+    ] {
         b.click(&format!("#nav a[data-page={page}]")).await;
         b.wait(css).await;
         b.shot(&format!("07-{page}")).await;

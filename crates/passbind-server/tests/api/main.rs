@@ -16,3 +16,4 @@ mod recovery;
 mod registration;
 mod step_up;
 mod users;
+mod witness;

@@ -65,7 +65,10 @@ pub async fn call(
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn post_raw(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
@@ -80,7 +83,12 @@ async fn post_raw(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
 /// Enrols an operator's passkey (the software authenticator plays the browser) with a setup
 /// token, and returns the signed-in session.
 pub async fn enrol_with(app: &TestApp, token: &str, name: &str, device: &Device) -> Op {
-    let begun = post_raw(app, "/auth/setup/begin", json!({ "setup_token": token, "name": name })).await;
+    let begun = post_raw(
+        app,
+        "/auth/setup/begin",
+        json!({ "setup_token": token, "name": name }),
+    )
+    .await;
     assert_eq!(begun.status(), 200);
     let begun: Value = begun.json().await.unwrap();
     assert_eq!(
@@ -106,9 +114,18 @@ pub async fn enrol_with(app: &TestApp, token: &str, name: &str, device: &Device)
         .map(|v| v.to_str().unwrap().to_owned())
         .collect::<Vec<_>>();
     let cookie = session_cookie(&resp).expect("a session cookie");
-    let line = set.iter().find(|c| c.starts_with("passbind_operator=")).unwrap();
-    assert!(line.contains("HttpOnly") && line.contains("SameSite=Strict"), "{line}");
-    assert!(!line.contains("Secure"), "plain-HTTP loopback dev: no Secure flag");
+    let line = set
+        .iter()
+        .find(|c| c.starts_with("passbind_operator="))
+        .unwrap();
+    assert!(
+        line.contains("HttpOnly") && line.contains("SameSite=Strict"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("Secure"),
+        "plain-HTTP loopback dev: no Secure flag"
+    );
     let body: Value = resp.json().await.unwrap();
     Op {
         cookie,
@@ -168,10 +185,15 @@ pub async fn events(app: &TestApp, op: &Op, event_type: &str) -> Vec<Value> {
 
 /// Exactly one event of this type, caused by this operator.
 async fn audited(app: &TestApp, op: &Op, event_type: &str) -> Value {
-    let list: Vec<Value> = events(app, op, event_type)
+    audited_by(app, op, &op.subject, event_type).await
+}
+
+/// Exactly one event of this type, caused by the operator `subject` (read as `reader`).
+async fn audited_by(app: &TestApp, reader: &Op, subject: &str, event_type: &str) -> Value {
+    let list: Vec<Value> = events(app, reader, event_type)
         .await
         .into_iter()
-        .filter(|e| e["actor_kind"] == "operator" && e["actor_id"] == op.subject.as_str())
+        .filter(|e| e["actor_kind"] == "operator" && e["actor_id"] == subject)
         .collect();
     assert_eq!(list.len(), 1, "{event_type}: {list:?}");
     list[0].clone()
@@ -202,8 +224,16 @@ async fn refused_without_a_session_or_csrf(app: TestApp) {
     ];
     let writes: [(Method, &str, Option<Value>); 7] = [
         (Method::DELETE, "/users/alice/credentials/AAAA", None),
-        (Method::POST, "/users/alice/erase", Some(json!({"confirm_external_user_id": "alice"}))),
-        (Method::POST, "/api-keys", Some(json!({"name": "x", "scopes": ["flows"]}))),
+        (
+            Method::POST,
+            "/users/alice/erase",
+            Some(json!({"confirm_external_user_id": "alice"})),
+        ),
+        (
+            Method::POST,
+            "/api-keys",
+            Some(json!({"name": "x", "scopes": ["flows"]})),
+        ),
         (Method::DELETE, "/api-keys/0123456789abcdef", None),
         (Method::POST, "/audit/verify", None),
         (Method::POST, "/operators/invitations", None),
@@ -217,7 +247,11 @@ async fn refused_without_a_session_or_csrf(app: TestApp) {
     };
     for op in [None, Some(&forged)] {
         for p in reads {
-            assert_code(&call(&app, op, true, Method::GET, p, None).await, 401, "unauthorized");
+            assert_code(
+                &call(&app, op, true, Method::GET, p, None).await,
+                401,
+                "unauthorized",
+            );
         }
         for (m, p, b) in &writes {
             assert_code(
@@ -230,8 +264,19 @@ async fn refused_without_a_session_or_csrf(app: TestApp) {
 
     // A real session without (or with a wrong) CSRF token: reads pass, writes are refused 403.
     let (op, _) = enrol(&app, "alice").await;
-    for p in ["/overview", "/users", "/sessions", "/api-keys", "/settings", "/audit/events"] {
-        assert_eq!(call(&app, Some(&op), false, Method::GET, p, None).await.0, 200, "{p}");
+    for p in [
+        "/overview",
+        "/users",
+        "/sessions",
+        "/api-keys",
+        "/settings",
+        "/audit/events",
+    ] {
+        assert_eq!(
+            call(&app, Some(&op), false, Method::GET, p, None).await.0,
+            200,
+            "{p}"
+        );
     }
     let wrong = Op {
         csrf: "AAAA".into(),
@@ -257,8 +302,14 @@ async fn refused_without_a_session_or_csrf(app: TestApp) {
         .unwrap();
     assert_eq!(r.status(), 403);
     // Nothing above changed anything: no key was created, no operator invited.
-    assert!(events(&app, &op, "api_key.created").await.is_empty());
-    assert_eq!(events(&app, &op, "operator.setup_link_issued").await.len(), 1);
+    assert!(events(&app, &op, "api_key.created")
+        .await
+        .iter()
+        .all(|e| e["actor_kind"] != "operator"));
+    assert_eq!(
+        events(&app, &op, "operator.setup_link_issued").await.len(),
+        1
+    );
 }
 both_backends!(refused_without_a_session_or_csrf);
 
@@ -273,9 +324,19 @@ async fn setup_link_works_once_then_passkey_sign_in(app: TestApp) {
     assert_eq!(s.1["setup_pending"], false);
 
     // The link is single-use.
-    let again = post_raw(&app, "/auth/setup/begin", json!({ "setup_token": token, "name": "mallory" })).await;
+    let again = post_raw(
+        &app,
+        "/auth/setup/begin",
+        json!({ "setup_token": token, "name": "mallory" }),
+    )
+    .await;
     assert_eq!(again.status(), 401);
-    let garbage = post_raw(&app, "/auth/setup/begin", json!({ "setup_token": "pbs_x", "name": "m" })).await;
+    let garbage = post_raw(
+        &app,
+        "/auth/setup/begin",
+        json!({ "setup_token": "pbs_x", "name": "m" }),
+    )
+    .await;
     assert_eq!(garbage.status(), 401);
 
     // Sign out ends the session server-side.
@@ -292,27 +353,78 @@ async fn setup_link_works_once_then_passkey_sign_in(app: TestApp) {
     assert_eq!(op2.subject, "local:alice");
     assert_ne!(op2.cookie, op.cookie);
     // A ceremony works once.
-    let begun: Value = post_raw(&app, "/auth/passkey/begin", json!({})).await.json().await.unwrap();
-    let assertion = device.authenticator.get(&app.origin(), &begun["options"]).await.unwrap();
+    let begun: Value = post_raw(&app, "/auth/passkey/begin", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let assertion = device
+        .authenticator
+        .get(&app.origin(), &begun["options"])
+        .await
+        .unwrap();
     let body = json!({ "challenge_id": begun["challenge_id"], "credential": assertion });
-    assert_eq!(post_raw(&app, "/auth/passkey/finish", body.clone()).await.status(), 200);
-    assert_eq!(post_raw(&app, "/auth/passkey/finish", body).await.status(), 401);
+    assert_eq!(
+        post_raw(&app, "/auth/passkey/finish", body.clone())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post_raw(&app, "/auth/passkey/finish", body).await.status(),
+        401
+    );
     // A passkey of another device is refused.
     let stranger = Device::new();
-    let begun: Value = post_raw(&app, "/auth/passkey/begin", json!({})).await.json().await.unwrap();
-    assert!(stranger.authenticator.get(&app.origin(), &begun["options"]).await.is_err());
+    let begun: Value = post_raw(&app, "/auth/passkey/begin", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(stranger
+        .authenticator
+        .get(&app.origin(), &begun["options"])
+        .await
+        .is_err());
 
     // An invitation enrols a second operator; each action is audited with its subject.
-    let inv = call(&app, Some(&op2), true, Method::POST, "/operators/invitations", None).await;
+    let inv = call(
+        &app,
+        Some(&op2),
+        true,
+        Method::POST,
+        "/operators/invitations",
+        None,
+    )
+    .await;
     assert_eq!(inv.0, 201, "{}", inv.1);
     let url = inv.1["setup_url"].as_str().unwrap();
     let bob_token = url.split("#token=").nth(1).unwrap();
     let bob = enrol_with(&app, bob_token, "bob", &Device::new()).await;
     assert_eq!(bob.subject, "local:bob");
     // Names are unique.
-    let inv = call(&app, Some(&bob), true, Method::POST, "/operators/invitations", None).await;
-    let t = inv.1["setup_url"].as_str().unwrap().split("#token=").nth(1).unwrap().to_owned();
-    let dup = post_raw(&app, "/auth/setup/begin", json!({ "setup_token": t, "name": "alice" })).await;
+    let inv = call(
+        &app,
+        Some(&bob),
+        true,
+        Method::POST,
+        "/operators/invitations",
+        None,
+    )
+    .await;
+    let t = inv.1["setup_url"]
+        .as_str()
+        .unwrap()
+        .split("#token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let dup = post_raw(
+        &app,
+        "/auth/setup/begin",
+        json!({ "setup_token": t, "name": "alice" }),
+    )
+    .await;
     assert_eq!(dup.status(), 400);
 
     let enrolled = events(&app, &op2, "operator.enrolled").await;
@@ -320,7 +432,7 @@ async fn setup_link_works_once_then_passkey_sign_in(app: TestApp) {
     assert_eq!(enrolled[1]["actor_id"], "local:alice");
     assert_eq!(enrolled[0]["actor_id"], "local:bob");
     assert_eq!(events(&app, &op2, "operator.signed_in").await.len(), 4);
-    audited(&app, &op, "operator.signed_out").await;
+    audited_by(&app, &op2, "local:alice", "operator.signed_out").await;
     let issued = events(&app, &op2, "operator.setup_link_issued").await;
     assert_eq!(issued.len(), 3);
     assert_eq!(issued.last().unwrap()["actor_kind"], "system");
@@ -335,7 +447,11 @@ async fn setup_link_works_once_then_passkey_sign_in(app: TestApp) {
         .text()
         .await
         .unwrap();
-    for secret in [token.as_str(), &op.cookie["passbind_operator=".len()..], op2.csrf.as_str()] {
+    for secret in [
+        token.as_str(),
+        &op.cookie["passbind_operator=".len()..],
+        op2.csrf.as_str(),
+    ] {
         assert!(!export.contains(secret), "a secret is in the audit log");
     }
 }
@@ -349,7 +465,15 @@ async fn every_action_is_audited(app: TestApp) {
     register(&app, "other-9", &Person::new(78), &Device::new()).await;
 
     // Overview.
-    let o = call(&app, Some(&op), false, Method::GET, "/overview?bucket_seconds=10", None).await;
+    let o = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        "/overview?bucket_seconds=10",
+        None,
+    )
+    .await;
     assert_code(&o, 400, "validation_failed");
     let o = call(&app, Some(&op), false, Method::GET, "/overview", None).await;
     assert_eq!(o.0, 200, "{}", o.1);
@@ -359,10 +483,20 @@ async fn every_action_is_audited(app: TestApp) {
     assert_eq!(o.1["idv"]["passed"], 3);
     assert_eq!(o.1["idv"]["pass_rate"], 1.0);
     let series = o.1["series"].as_array().unwrap();
-    assert!(series.iter().any(|p| p["flow"] == "registration" && p["outcome"] == "completed" && p["count"] == 3));
+    assert!(series
+        .iter()
+        .any(|p| p["flow"] == "registration" && p["outcome"] == "completed" && p["count"] == 3));
 
     // Users: search by prefix, detail, no biometric data.
-    let found = call(&app, Some(&op), false, Method::GET, "/users?prefix=cust", None).await;
+    let found = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        "/users?prefix=cust",
+        None,
+    )
+    .await;
     assert_eq!(found.0, 200);
     let users = found.1["users"].as_array().unwrap();
     assert_eq!(users.len(), 1);
@@ -372,10 +506,30 @@ async fn every_action_is_audited(app: TestApp) {
     let page = call(&app, Some(&op), false, Method::GET, "/users?limit=1", None).await;
     assert_eq!(page.1["users"].as_array().unwrap().len(), 1);
     assert_eq!(page.1["next_after"], "cust-1");
-    let page2 = call(&app, Some(&op), false, Method::GET, "/users?limit=1&after=cust-1", None).await;
+    let page2 = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        "/users?limit=1&after=cust-1",
+        None,
+    )
+    .await;
     assert_eq!(page2.1["users"][0]["external_user_id"], "other-9");
     assert!(page2.1.get("next_after").is_none());
-    assert_code(&call(&app, Some(&op), false, Method::GET, "/users?prefix=a%20b", None).await, 400, "validation_failed");
+    assert_code(
+        &call(
+            &app,
+            Some(&op),
+            false,
+            Method::GET,
+            "/users?prefix=a%20b",
+            None,
+        )
+        .await,
+        400,
+        "validation_failed",
+    );
 
     let d = call(&app, Some(&op), false, Method::GET, "/users/cust-1", None).await;
     assert_eq!(d.0, 200, "{}", d.1);
@@ -387,63 +541,219 @@ async fn every_action_is_audited(app: TestApp) {
     assert_eq!(d.1["sessions"].as_array().unwrap().len(), 2);
     let text = d.1.to_string();
     assert!(!text.contains("encrypted_biometric_token") && !text.contains("ciphertext"));
-    assert_code(&call(&app, Some(&op), false, Method::GET, "/users/nobody", None).await, 404, "user_not_found");
+    assert_code(
+        &call(&app, Some(&op), false, Method::GET, "/users/nobody", None).await,
+        404,
+        "user_not_found",
+    );
 
     // Sessions: filters, pagination, timeline.
-    let s = call(&app, Some(&op), false, Method::GET, "/sessions?flow=registration&state=completed&limit=2", None).await;
+    let s = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        "/sessions?flow=registration&state=completed&limit=2",
+        None,
+    )
+    .await;
     assert_eq!(s.0, 200, "{}", s.1);
     assert_eq!(s.1["sessions"].as_array().unwrap().len(), 2);
     let before = s.1["next_before"].as_str().unwrap().to_owned();
-    let s2 = call(&app, Some(&op), false, Method::GET, &format!("/sessions?flow=registration&state=completed&before={before}"), None).await;
+    let s2 = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        &format!("/sessions?flow=registration&state=completed&before={before}"),
+        None,
+    )
+    .await;
     assert_eq!(s2.1["sessions"].as_array().unwrap().len(), 1);
-    let none = call(&app, Some(&op), false, Method::GET, "/sessions?state=expired", None).await;
+    let none = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        "/sessions?state=expired",
+        None,
+    )
+    .await;
     assert!(none.1["sessions"].as_array().unwrap().is_empty());
-    let future = call(&app, Some(&op), false, Method::GET, "/sessions?since_ms=99999999999999", None).await;
+    let future = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        "/sessions?since_ms=99999999999999",
+        None,
+    )
+    .await;
     assert!(future.1["sessions"].as_array().unwrap().is_empty());
-    assert_code(&call(&app, Some(&op), false, Method::GET, "/sessions?flow=nope", None).await, 400, "validation_failed");
-    assert_code(&call(&app, Some(&op), false, Method::GET, "/sessions?before=garbage", None).await, 400, "validation_failed");
+    assert_code(
+        &call(
+            &app,
+            Some(&op),
+            false,
+            Method::GET,
+            "/sessions?flow=nope",
+            None,
+        )
+        .await,
+        400,
+        "validation_failed",
+    );
+    assert_code(
+        &call(
+            &app,
+            Some(&op),
+            false,
+            Method::GET,
+            "/sessions?before=garbage",
+            None,
+        )
+        .await,
+        400,
+        "validation_failed",
+    );
     let sid = s.1["sessions"][0]["id"].as_str().unwrap();
-    let detail = call(&app, Some(&op), false, Method::GET, &format!("/sessions/{sid}"), None).await;
+    let detail = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        &format!("/sessions/{sid}"),
+        None,
+    )
+    .await;
     assert_eq!(detail.0, 200);
     let timeline = detail.1["timeline"].as_array().unwrap();
     assert!(timeline.len() >= 3, "{timeline:?}");
-    assert!(timeline.windows(2).all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()));
-    assert_code(&call(&app, Some(&op), false, Method::GET, "/sessions/reg_nothing", None).await, 404, "session_not_found");
+    assert!(timeline
+        .windows(2)
+        .all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()));
+    assert_code(
+        &call(
+            &app,
+            Some(&op),
+            false,
+            Method::GET,
+            "/sessions/reg_nothing",
+            None,
+        )
+        .await,
+        404,
+        "session_not_found",
+    );
 
     // Revoke a credential.
     let cid = creds[0]["credential_id"].as_str().unwrap();
-    let r = call(&app, Some(&op), true, Method::DELETE, &format!("/users/cust-1/credentials/{cid}"), None).await;
+    let r = call(
+        &app,
+        Some(&op),
+        true,
+        Method::DELETE,
+        &format!("/users/cust-1/credentials/{cid}"),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert!(r.1["credentials"][0]["revoked_at"].is_string());
     let e = audited(&app, &op, "credential.revoked").await;
     assert_eq!(e["details"]["credential_id"], cid);
 
     // API keys: create (secret once), list (never secrets), revoke.
-    let k = call(&app, Some(&op), true, Method::POST, "/api-keys", Some(json!({"name": "backend", "scopes": ["flows", "users"]}))).await;
+    let k = call(
+        &app,
+        Some(&op),
+        true,
+        Method::POST,
+        "/api-keys",
+        Some(json!({"name": "backend", "scopes": ["flows", "users"]})),
+    )
+    .await;
     assert_eq!(k.0, 201, "{}", k.1);
     let token = k.1["token"].as_str().unwrap().to_owned();
     let id = k.1["key"]["id"].as_str().unwrap().to_owned();
     assert!(token.starts_with(&format!("pbk_{id}_")));
-    let works = app.raw(Method::GET, "/v1/users/cust-1", None, Some(&format!("Bearer {token}"))).await;
+    let works = app
+        .raw(
+            Method::GET,
+            "/v1/users/cust-1",
+            None,
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
     assert_eq!(works.0, 200);
     let list = call(&app, Some(&op), false, Method::GET, "/api-keys", None).await;
     assert!(!list.1.to_string().contains(&token[20..]));
     assert!(list.1["scopes"]["audit"].is_string());
     audited(&app, &op, "api_key.created").await;
-    let bad = call(&app, Some(&op), true, Method::POST, "/api-keys", Some(json!({"name": "x", "scopes": ["root"]}))).await;
+    let bad = call(
+        &app,
+        Some(&op),
+        true,
+        Method::POST,
+        "/api-keys",
+        Some(json!({"name": "x", "scopes": ["root"]})),
+    )
+    .await;
     assert_code(&bad, 400, "validation_failed");
-    let rv = call(&app, Some(&op), true, Method::DELETE, &format!("/api-keys/{id}"), None).await;
+    let rv = call(
+        &app,
+        Some(&op),
+        true,
+        Method::DELETE,
+        &format!("/api-keys/{id}"),
+        None,
+    )
+    .await;
     assert_eq!(rv.0, 200, "{}", rv.1);
     assert!(rv.1["revoked_at"].is_string());
     audited(&app, &op, "api_key.revoked").await;
-    let refused = app.raw(Method::GET, "/v1/users/cust-1", None, Some(&format!("Bearer {token}"))).await;
+    let refused = app
+        .raw(
+            Method::GET,
+            "/v1/users/cust-1",
+            None,
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
     assert_eq!(refused.0, 401);
-    assert_code(&call(&app, Some(&op), true, Method::DELETE, &format!("/api-keys/{id}"), None).await, 400, "validation_failed");
+    assert_code(
+        &call(
+            &app,
+            Some(&op),
+            true,
+            Method::DELETE,
+            &format!("/api-keys/{id}"),
+            None,
+        )
+        .await,
+        400,
+        "validation_failed",
+    );
 
     // Erase a user: the confirmation must repeat the id.
-    let wrong = call(&app, Some(&op), true, Method::POST, "/users/cust-1/erase", Some(json!({"confirm_external_user_id": "cust-2"}))).await;
+    let wrong = call(
+        &app,
+        Some(&op),
+        true,
+        Method::POST,
+        "/users/cust-1/erase",
+        Some(json!({"confirm_external_user_id": "cust-2"})),
+    )
+    .await;
     assert_code(&wrong, 400, "validation_failed");
-    let er = call(&app, Some(&op), true, Method::POST, "/users/cust-1/erase", Some(json!({"confirm_external_user_id": "cust-1"}))).await;
+    let er = call(
+        &app,
+        Some(&op),
+        true,
+        Method::POST,
+        "/users/cust-1/erase",
+        Some(json!({"confirm_external_user_id": "cust-1"})),
+    )
+    .await;
     assert_eq!(er.0, 200, "{}", er.1);
     assert!(er.1["erased_at"].is_string());
     assert_eq!(er.1["has_biometric_reference"], false);
@@ -453,13 +763,26 @@ async fn every_action_is_audited(app: TestApp) {
     let st = call(&app, Some(&op), false, Method::GET, "/settings", None).await;
     assert_eq!(st.0, 200);
     let text = st.1.to_string();
-    for name in ["PASSBIND_RP_ID", "PASSBIND_RP_ORIGINS", "PASSBIND_IDV_PROVIDER", "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID", "PASSBIND_SESSION_TTL_SECONDS"] {
+    for name in [
+        "PASSBIND_RP_ID",
+        "PASSBIND_RP_ORIGINS",
+        "PASSBIND_IDV_PROVIDER",
+        "BIOMETRIC_PASSKEY_IDV_REGISTRATION_WORKFLOW_ID",
+        "PASSBIND_SESSION_TTL_SECONDS",
+    ] {
         assert!(text.contains(name), "{name}");
     }
     let keys = std::fs::read_to_string(app.dir.path().join("dev-keys.json")).unwrap();
     let keys: Value = serde_json::from_str(&keys).unwrap();
-    for secret in [&keys["user_ref_key"], &keys["simulator"]["api_token"], &keys["simulator"]["webhook_token"]] {
-        assert!(!text.contains(secret.as_str().unwrap()), "a secret is on the settings page");
+    for secret in [
+        &keys["user_ref_key"],
+        &keys["simulator"]["api_token"],
+        &keys["simulator"]["webhook_token"],
+    ] {
+        assert!(
+            !text.contains(secret.as_str().unwrap()),
+            "a secret is on the settings page"
+        );
     }
 
     // Audit: verification (audited), export (audited), filters.
@@ -476,17 +799,39 @@ async fn every_action_is_audited(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(export.status(), 200);
-    assert!(export.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert!(export.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
     let text = export.text().await.unwrap();
     assert!(text.lines().count() > 10);
-    let audit_key = app.raw(Method::GET, "/v1/audit/public-key", None, None).await;
-    let key = passbind_audit::parse_public_key(audit_key.1["public_key"].as_str().unwrap()).unwrap();
+    let audit_key = app
+        .raw(Method::GET, "/v1/audit/public-key", None, None)
+        .await;
+    let key =
+        passbind_audit::parse_public_key(audit_key.1["public_key"].as_str().unwrap()).unwrap();
     assert!(passbind_audit::verify_text(&text, &key).is_ok());
     audited(&app, &op, "management.audit_exported").await;
-    let page = call(&app, Some(&op), false, Method::GET, "/audit/events?limit=2", None).await;
+    let page = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        "/audit/events?limit=2",
+        None,
+    )
+    .await;
     assert_eq!(page.1["events"].as_array().unwrap().len(), 2);
     let next = page.1["next_before_seq"].as_u64().unwrap();
-    let page2 = call(&app, Some(&op), false, Method::GET, &format!("/audit/events?limit=2&before_seq={next}"), None).await;
+    let page2 = call(
+        &app,
+        Some(&op),
+        false,
+        Method::GET,
+        &format!("/audit/events?limit=2&before_seq={next}"),
+        None,
+    )
+    .await;
     assert!(page2.1["events"][0]["seq"].as_u64().unwrap() < next);
 }
 both_backends!(every_action_is_audited);
@@ -510,16 +855,43 @@ async fn openapi_documents_the_management_api() {
         "/api/management/v1/audit/verify",
         "/api/management/v1/audit/export",
     ] {
-        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
     }
     // Dashboard pages: a strict policy, the shell for every page, assets by name only.
-    let page = app.http.get(format!("{}/dashboard/users/alice", app.base)).send().await.unwrap();
+    let page = app
+        .http
+        .get(format!("{}/dashboard/users/alice", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert_eq!(page.headers()["x-frame-options"], "DENY");
-    let js = app.http.get(format!("{}/dashboard/assets/app.js", app.base)).send().await.unwrap();
-    assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
-    let missing = app.http.get(format!("{}/dashboard/assets/nope.js", app.base)).send().await.unwrap();
+    let js = app
+        .http
+        .get(format!("{}/dashboard/assets/app.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let missing = app
+        .http
+        .get(format!("{}/dashboard/assets/nope.js", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 }

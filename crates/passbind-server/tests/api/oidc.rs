@@ -57,7 +57,9 @@ fn jwk(k: &EcdsaKeyPair, kid: &str) -> Value {
 }
 
 fn sign(k: &EcdsaKeyPair, kid: &str, claims: &Value) -> String {
-    let header = b64(json!({ "alg": "ES256", "typ": "JWT", "kid": kid }).to_string().as_bytes());
+    let header = b64(json!({ "alg": "ES256", "typ": "JWT", "kid": kid })
+        .to_string()
+        .as_bytes());
     let payload = b64(claims.to_string().as_bytes());
     let input = format!("{header}.{payload}");
     let sig = k.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
@@ -93,7 +95,11 @@ async fn authorize(
     let code = format!("code-{}", q["state"].len() + rand_suffix());
     s.lock().unwrap().codes.insert(
         code.clone(),
-        (q["nonce"].clone(), q["code_challenge"].clone(), q["client_id"].clone()),
+        (
+            q["nonce"].clone(),
+            q["code_challenge"].clone(),
+            q["client_id"].clone(),
+        ),
     );
     axum::response::Redirect::to(&format!(
         "{}?code={code}&state={}",
@@ -113,7 +119,12 @@ async fn token(
 ) -> Result<Json<Value>, (axum::http::StatusCode, Json<Value>)> {
     let mut s = s.lock().unwrap();
     s.token_requests += 1;
-    let bad = || (axum::http::StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_grant" })));
+    let bad = || {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "invalid_grant" })),
+        )
+    };
     assert_eq!(f["grant_type"], "authorization_code");
     let (nonce, challenge, client) = s.codes.remove(&f["code"]).ok_or_else(bad)?;
     // PKCE (RFC 7636 §4.6): the verifier must hash to the challenge.
@@ -141,12 +152,16 @@ async fn token(
         Mode::ForeignKey => sign(&s.foreign, "k1", &claims),
         Mode::AlgNone => format!(
             "{}.{}.",
-            b64(json!({ "alg": "none", "typ": "JWT" }).to_string().as_bytes()),
+            b64(json!({ "alg": "none", "typ": "JWT" })
+                .to_string()
+                .as_bytes()),
             b64(claims.to_string().as_bytes())
         ),
         _ => sign(&s.key, "k1", &claims),
     };
-    Ok(Json(json!({ "access_token": "at", "token_type": "Bearer", "id_token": id_token })))
+    Ok(Json(
+        json!({ "access_token": "at", "token_type": "Bearer", "id_token": id_token }),
+    ))
 }
 
 async fn start_issuer(mode: Mode) -> (String, Shared) {
@@ -229,7 +244,11 @@ async fn round_trip(app: &TestApp, tamper_state_cookie: bool) -> reqwest::Respon
     } else {
         state_cookie
     };
-    http.get(&callback).header("cookie", cookie).send().await.unwrap()
+    http.get(&callback)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,7 +281,15 @@ async fn oidc_sign_in_with_pkce_state_and_nonce() {
         subject: "oidc:operator-42".into(),
     };
     // The operator acts, and the audit log names them.
-    let k = call(&app, Some(&op), true, Method::POST, "/api-keys", Some(json!({"name": "ci", "scopes": ["flows"]}))).await;
+    let k = call(
+        &app,
+        Some(&op),
+        true,
+        Method::POST,
+        "/api-keys",
+        Some(json!({"name": "ci", "scopes": ["flows"]})),
+    )
+    .await;
     assert_eq!(k.0, 201, "{}", k.1);
     let created = events(&app, &op, "api_key.created").await;
     assert_eq!(created[0]["actor_id"], "oidc:operator-42");
@@ -284,7 +311,11 @@ async fn oidc_refuses_bad_tokens_and_forged_callbacks() {
         let (app, _) = app_with_issuer(mode).await;
         let r = round_trip(&app, false).await;
         assert_eq!(r.status(), 303, "{mode:?}");
-        assert_eq!(location(&r), "/dashboard/sign-in?error=oidc_token", "{mode:?}");
+        assert_eq!(
+            location(&r),
+            "/dashboard/sign-in?error=oidc_token",
+            "{mode:?}"
+        );
         assert!(session_cookie(&r).is_none(), "{mode:?} signed in");
     }
     // The provider's token endpoint checks PKCE: a server that did not send the right verifier
@@ -298,7 +329,10 @@ async fn oidc_refuses_bad_tokens_and_forged_callbacks() {
     // A provider error comes back as such.
     let http = no_redirects();
     let r = http
-        .get(format!("{}/api/management/v1/auth/oidc/callback?error=access_denied&state=x", app.base))
+        .get(format!(
+            "{}/api/management/v1/auth/oidc/callback?error=access_denied&state=x",
+            app.base
+        ))
         .send()
         .await
         .unwrap();
@@ -306,7 +340,12 @@ async fn oidc_refuses_bad_tokens_and_forged_callbacks() {
     // Without an issuer configured, the start is `not_supported`.
     let plain = TestApp::sqlite().await;
     let r = plain
-        .raw(Method::GET, "/api/management/v1/auth/oidc/start", None, None)
+        .raw(
+            Method::GET,
+            "/api/management/v1/auth/oidc/start",
+            None,
+            None,
+        )
         .await;
     assert_eq!(r.0, 501, "{}", r.1);
     assert_eq!(r.1["error"]["code"], "not_supported");
