@@ -34,11 +34,16 @@ fn draft(d: &AuditDraft) -> EventDraft {
     }
 }
 
-pub(crate) async fn append(
+/// Appends the events of one change: one head read (locked), one multi-row insert, one head
+/// update, whatever the number of events.
+pub(crate) async fn append_all(
     b: Backend,
     conn: &mut AnyConnection,
-    d: &AuditDraft,
+    drafts: &[&AuditDraft],
 ) -> Result<(), StoreError> {
+    if drafts.is_empty() {
+        return Ok(());
+    }
     let head_sql = match b {
         Backend::Sqlite => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
         Backend::Postgres => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE",
@@ -53,39 +58,57 @@ pub(crate) async fn append(
     let last_hash: String = row
         .try_get(1)
         .map_err(|e| error::db(b, "read audit head", e))?;
-    let head = ChainHead {
+    let mut head = ChainHead {
         last_seq: u64::try_from(last_seq)
             .map_err(|_| StoreError::Backend("audit head: negative sequence".into()))?,
         last_hash,
     };
-    let event = head
-        .seal_next(draft(d))
-        .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
-    let json = serde_json::to_string(&event)
-        .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
-    let seq = i64::try_from(event.seq)
+    let mut sealed = Vec::with_capacity(drafts.len());
+    for d in drafts {
+        let event = head
+            .append(draft(d))
+            .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
+        let json = serde_json::to_string(&event)
+            .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
+        let seq = i64::try_from(event.seq)
+            .map_err(|_| StoreError::Backend("audit sequence overflow".into()))?;
+        sealed.push((seq, event, json));
+    }
+    let mut text = String::from(
+        "INSERT INTO audit_events (seq, time_ms, event_type, session_id, user_ref, hash, event) VALUES ",
+    );
+    for i in 0..sealed.len() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str("(?, ?, ?, ?, ?, ?, ?)");
+    }
+    let text = match b {
+        Backend::Sqlite => text,
+        Backend::Postgres => crate::sql::to_postgres(&text),
+    };
+    let mut q = sqlx::query(&text);
+    for (seq, event, json) in &sealed {
+        q = q
+            .bind(*seq)
+            .bind(event.time_ms)
+            .bind(event.event_type.as_str())
+            .bind(event.session_id.as_deref())
+            .bind(event.user_ref.as_deref())
+            .bind(event.hash.as_str())
+            .bind(json.as_str());
+    }
+    q.execute(&mut *conn)
+        .await
+        .map_err(|e| error::db(b, "insert audit events", e))?;
+    let last = i64::try_from(head.last_seq)
         .map_err(|_| StoreError::Backend("audit sequence overflow".into()))?;
-    sqlx::query(sql!(
-        b,
-        "INSERT INTO audit_events (seq, time_ms, event_type, session_id, user_ref, hash, event) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(seq)
-    .bind(event.time_ms)
-    .bind(event.event_type.as_str())
-    .bind(event.session_id.as_deref())
-    .bind(event.user_ref.as_deref())
-    .bind(event.hash.as_str())
-    .bind(json.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| error::db(b, "insert audit event", e))?;
     sqlx::query(sql!(
         b,
         "UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = 1"
     ))
-    .bind(seq)
-    .bind(event.hash.as_str())
+    .bind(last)
+    .bind(head.last_hash.as_str())
     .execute(&mut *conn)
     .await
     .map_err(|e| error::db(b, "move audit head", e))?;

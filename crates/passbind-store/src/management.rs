@@ -603,6 +603,15 @@ async fn apply(b: Backend, conn: &mut AnyConnection, w: &OperatorWrite) -> Resul
             )
         }
         OperatorWrite::InsertChallenge(c) => {
+            // Sign-in ceremonies can be started by anyone: what expired over an hour ago goes,
+            // so that the table stays the size of the ceremonies in flight (and this scan
+            // stays small).
+            let q = sqlx::query(sql!(
+                b,
+                "DELETE FROM operator_challenges WHERE expires_at < ?"
+            ))
+            .bind(c.created_at.saturating_sub(3_600_000));
+            run(b, conn, "delete expired challenges", DuplicateId, q).await?;
             let state = serde_json::to_string(&c.state).map_err(|_| {
                 StoreError::Backend("cannot encode ceremony state as JSON".to_owned())
             })?;

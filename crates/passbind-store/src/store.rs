@@ -67,16 +67,22 @@ impl Store for SqlStore {
         let mut tx = begun.map_err(|e| error::db(b, "begin transaction", e))?;
         // Audit appends last: they take the chain-head lock, which is then held only until
         // the commit.
-        let (audit, changes): (Vec<&Write>, Vec<&Write>) = writes
-            .iter()
-            .partition(|w| matches!(w, Write::AppendAudit(_)));
-        for w in changes.into_iter().chain(audit) {
+        let mut audit = Vec::new();
+        for w in &writes {
+            if let Write::AppendAudit(d) = w {
+                audit.push(d);
+                continue;
+            }
             if let Err(e) = writes::apply(b, &mut tx, w).await {
                 // Nothing of the change stays. Should the rollback itself fail, the connection
                 // is not reused in a transaction: sqlx rolls back when the transaction drops.
                 let _ = tx.rollback().await;
                 return Err(e);
             }
+        }
+        if let Err(e) = crate::audit::append_all(b, &mut tx, &audit).await {
+            let _ = tx.rollback().await;
+            return Err(e);
         }
         tx.commit()
             .await

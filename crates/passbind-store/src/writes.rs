@@ -373,7 +373,7 @@ pub(crate) async fn apply(
                 DuplicateId,
             )
         }
-        Write::AppendAudit(d) => crate::audit::append(b, conn, d).await,
+        Write::AppendAudit(d) => crate::audit::append_all(b, conn, &[d]).await,
         Write::InsertCheckpoint {
             checkpoint,
             frontier,

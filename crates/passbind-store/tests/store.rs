@@ -11,6 +11,8 @@
 mod cases;
 #[path = "store/fixtures.rs"]
 mod fixtures;
+#[path = "store/management.rs"]
+mod management;
 #[path = "store/postgres_only.rs"]
 mod postgres_only;
 #[path = "store/sqlite_only.rs"]
@@ -95,6 +97,9 @@ on_both_backends!(
     secret_insert_and_read,
     failures_recorded_and_counted_since,
     failures_roll_back_with_the_change,
+    audit_appends_chain_and_read_back,
+    audit_appends_race_without_gaps,
+    checkpoints_and_identity_proofs,
     insert_secret_duplicate,
     consume_secret,
     consume_secret_absent_or_consumed,

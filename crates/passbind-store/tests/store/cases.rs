@@ -1586,3 +1586,206 @@ pub async fn failures_roll_back_with_the_change(s: SqlStore) {
         .unwrap()
         .is_empty());
 }
+
+// ---- audit log ---------------------------------------------------------------------------
+
+fn audit(n: i64, session: Option<&str>, event_type: &str) -> Write {
+    Write::AppendAudit(passbind_core::model::AuditDraft {
+        time_ms: 1_000 + n,
+        event_type: event_type.into(),
+        outcome: "success".into(),
+        session_id: session.map(str::to_owned),
+        actor_kind: "system".into(),
+        ..Default::default()
+    })
+}
+
+pub async fn audit_appends_chain_and_read_back(s: SqlStore) {
+    assert_eq!(s.audit_head().await.unwrap(), (0, "0".repeat(64)));
+    // Several events in one change, and events riding on a change that conflicts.
+    commit(
+        &s,
+        vec![
+            audit(1, Some("ses_a"), "a.one"),
+            audit(2, Some("ses_a"), "a.two"),
+        ],
+    )
+    .await;
+    commit(&s, vec![audit(3, Some("ses_b"), "b.one")]).await;
+    let dup = secret(1, "ses_1");
+    commit(&s, vec![Write::InsertSecret(dup.clone())]).await;
+    assert_conflict(
+        s.commit(vec![audit(4, None, "lost"), Write::InsertSecret(dup)])
+            .await,
+        Conflict::DuplicateId,
+    );
+    let (head, head_hash) = s.audit_head().await.unwrap();
+    assert_eq!(
+        head, 3,
+        "the conflicting change's event was rolled back with it"
+    );
+    let q = passbind_core::model::AuditQuery {
+        ascending: true,
+        limit: 100,
+        ..Default::default()
+    };
+    let all = s.audit_events(&q).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(all[2].hash, head_hash);
+    assert_eq!(all[1].prev_hash, all[0].hash);
+    assert!(all.iter().all(|e| e.hash_is_valid()));
+    // Filters and keyset pagination.
+    let by_session = s
+        .audit_events(&passbind_core::model::AuditQuery {
+            session_id: Some("ses_a".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by_session.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    let by_type = s
+        .audit_events(&passbind_core::model::AuditQuery {
+            event_type: Some("b.one".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_type.len(), 1);
+    let page = s
+        .audit_events(&passbind_core::model::AuditQuery {
+            before_seq: Some(3),
+            since_ms: Some(1_002),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
+    let after = s
+        .audit_events(&passbind_core::model::AuditQuery {
+            after_seq: Some(1),
+            until_ms: Some(1_002),
+            ascending: true,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
+    let hashes = s.audit_hashes(2).await.unwrap();
+    assert_eq!(hashes, vec![all[0].hash.clone(), all[1].hash.clone()]);
+}
+
+pub async fn audit_appends_race_without_gaps(s: SqlStore) {
+    let s = Arc::new(s);
+    let barrier = Arc::new(Barrier::new(16));
+    let mut tasks = Vec::new();
+    for i in 0..16i64 {
+        let (s, barrier) = (s.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            s.commit(vec![audit(i, None, "race"), audit(i, None, "race")])
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = s
+        .audit_events(&passbind_core::model::AuditQuery {
+            ascending: true,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 32);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+        if i > 0 {
+            assert_eq!(e.prev_hash, all[i - 1].hash, "one chain, no fork");
+        }
+    }
+}
+
+pub async fn checkpoints_and_identity_proofs(s: SqlStore) {
+    let signer = passbind_audit::CheckpointSigner::from_seed([9; 32]).unwrap();
+    assert!(s.latest_audit_checkpoint().await.unwrap().is_none());
+    let c1 = signer.sign(1, &[1; 32], 10);
+    let c2 = signer.sign(3, &[2; 32], 20);
+    commit(
+        &s,
+        vec![Write::InsertCheckpoint {
+            checkpoint: c2.clone(),
+            frontier: vec!["ab".repeat(32), "cd".repeat(32)],
+        }],
+    )
+    .await;
+    commit(
+        &s,
+        vec![Write::InsertCheckpoint {
+            checkpoint: c1.clone(),
+            frontier: vec!["ef".repeat(32)],
+        }],
+    )
+    .await;
+    assert_conflict(
+        s.commit(vec![Write::InsertCheckpoint {
+            checkpoint: signer.sign(3, &[7; 32], 30),
+            frontier: vec![],
+        }])
+        .await,
+        Conflict::DuplicateId,
+    );
+    assert_eq!(s.audit_checkpoints().await.unwrap(), vec![c1, c2.clone()]);
+    assert_eq!(
+        s.latest_audit_checkpoint().await.unwrap(),
+        Some((c2, vec!["ab".repeat(32), "cd".repeat(32)]))
+    );
+
+    let proof =
+        |id: &str, session: &str, cred: Option<&str>| passbind_core::model::IdentityProofRecord {
+            id: id.into(),
+            session_id: session.into(),
+            user_id: "usr_a".into(),
+            credential_id: cred.map(str::to_owned),
+            jws: format!("jws-{id}"),
+            created_at: 5,
+        };
+    let (p1, p2, p3) = (
+        proof("idp_1", "ses_a", None),
+        proof("idp_2", "ses_a", Some("cred_a")),
+        proof("idp_3", "ses_b", Some("cred_a")),
+    );
+    commit(
+        &s,
+        vec![
+            Write::InsertIdentityProof(p1.clone()),
+            Write::InsertIdentityProof(p2.clone()),
+            Write::InsertIdentityProof(p3.clone()),
+        ],
+    )
+    .await;
+    assert_conflict(
+        s.commit(vec![Write::InsertIdentityProof(p1.clone())]).await,
+        Conflict::DuplicateId,
+    );
+    assert_eq!(
+        s.identity_proofs_of_session("ses_a").await.unwrap(),
+        vec![p1, p2.clone()]
+    );
+    assert_eq!(
+        s.identity_proofs_of_credential("cred_a").await.unwrap(),
+        vec![p2, p3]
+    );
+    assert!(s
+        .identity_proofs_of_credential("none")
+        .await
+        .unwrap()
+        .is_empty());
+}
