@@ -125,6 +125,8 @@ pub fn settings_view(
                     optional("PASSBIND_ONFIDO_CLIENT_ID", s.onfido_client_id.as_ref()),
                     secret("PASSBIND_ONFIDO_CLIENT_SECRET", &s.onfido_client_secret),
                     secret("PASSBIND_ONFIDO_WEBHOOK_TOKEN", &s.onfido_webhook_token),
+                    optional("PASSBIND_WITNESS_URL", s.witness_url.as_ref()),
+                    secret("PASSBIND_WITNESS_SECRET", &s.witness_secret),
                     plain("PASSBIND_IDV_TIMEOUT_SECONDS", s.idv_timeout_seconds),
                     plain("PASSBIND_IDV_MAX_RETRIES", s.idv_max_retries),
                     plain(
@@ -168,6 +170,20 @@ pub fn settings_view(
                 vec![
                     secret("PASSBIND_KEYRING", &s.keyring),
                     secret("PASSBIND_USER_REF_KEY", &s.user_ref_key),
+                ],
+            ),
+            group(
+                "Audit trail",
+                vec![
+                    secret("PASSBIND_AUDIT_SIGNING_KEY", &s.audit_signing_key),
+                    plain(
+                        "PASSBIND_AUDIT_CHECKPOINT_EVENTS",
+                        s.audit_checkpoint_events,
+                    ),
+                    plain(
+                        "PASSBIND_AUDIT_CHECKPOINT_SECONDS",
+                        s.audit_checkpoint_seconds,
+                    ),
                 ],
             ),
             group(

@@ -350,5 +350,12 @@ async fn dashboard_in_headless_chromium() {
         b.wait(css).await;
         b.shot(&format!("07-{page}")).await;
     }
+    // An API key: the secret is shown once.
+    b.click("#nav a[data-page=api-keys]").await;
+    b.type_into("#key-name", "backend-prod").await;
+    b.click("#key-create").await;
+    let token = b.text("#new-key-token").await;
+    assert!(token.starts_with("pbk_"), "{token}");
+    b.shot("08-api-key-created").await;
     b.client.close().await.unwrap();
 }

@@ -1191,7 +1191,7 @@ fn onfido_settings_are_checked_at_start() {
     );
     let mut unknown = ok.clone();
     unknown.idv_provider = "acme".into();
-    assert!(problems(&unknown).contains("must be `simulator` or `onfido`"));
+    assert!(problems(&unknown).contains("must be `simulator`, `onfido` or `witness`"));
 
     // Production accepts onfido (it refuses the simulator), with an https provider URL.
     let mut prod = ok.clone();
