@@ -108,6 +108,34 @@ impl Engine {
         Ok(self.keys.ebt.open_ebt(&rec)?)
     }
 
+    /// Looks up a live single-use secret of `kind` presented in clear, and the session of `flow`
+    /// it belongs to. Anything else (malformed, unknown, another kind, consumed, expired, a
+    /// session of another flow) is `invalid`. The caller consumes it with
+    /// `Write::ConsumeSecret` in the commit that uses it, which makes a race lose.
+    pub(crate) async fn live_secret(
+        &self,
+        kind: &str,
+        presented: &str,
+        flow: Flow,
+        invalid: fn() -> CoreError,
+    ) -> Result<(Vec<u8>, SessionRecord), CoreError> {
+        let token = presented.trim();
+        if token.is_empty() || token.len() > 128 {
+            return Err(invalid());
+        }
+        let hash = crate::crypto::sha256(token.as_bytes()).to_vec();
+        let now = self.now();
+        let secret = match self.store.secret(&hash).await? {
+            Some(x) if x.kind == kind && x.consumed_at.is_none() && now < x.expires_at => x,
+            _ => return Err(invalid()),
+        };
+        let session = self
+            .load_session(&secret.session_id, flow)
+            .await
+            .map_err(|_| invalid())?;
+        Ok((hash, session))
+    }
+
     /// Whether the configured provider matches faces against a biometric token.
     pub(crate) fn provider_uses_biometrics(&self) -> bool {
         self.provider(&self.config.idv_provider)

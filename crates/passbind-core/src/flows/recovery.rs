@@ -151,19 +151,12 @@ impl Engine {
         actor: &Actor,
         req: ExchangeContinuation,
     ) -> Result<SessionView, CoreError> {
-        let token = req.continuation.trim();
-        if token.is_empty() || token.len() > 128 {
-            return Err(CoreError::ContinuationInvalid);
-        }
-        let hash = sha256(token.as_bytes()).to_vec();
-        let now = self.now();
-        let secret = match self.store.secret(&hash).await? {
-            Some(x) if x.kind == CONTINUATION && x.consumed_at.is_none() && now < x.expires_at => x,
-            _ => return Err(CoreError::ContinuationInvalid),
-        };
-        let s = self
-            .load_session(&secret.session_id, Flow::Recovery)
+        let (hash, s) = self
+            .live_secret(CONTINUATION, &req.continuation, Flow::Recovery, || {
+                CoreError::ContinuationInvalid
+            })
             .await?;
+        let now = self.now();
         self.completion_gate(&s)
             .map_err(|_| CoreError::ContinuationInvalid)?;
         let mut data = SessionData::of(&s)?;

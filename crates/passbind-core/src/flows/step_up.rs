@@ -399,19 +399,12 @@ impl Engine {
         actor: &Actor,
         req: ConsumeHandoff,
     ) -> Result<SessionView, CoreError> {
-        let token = req.handoff_token.trim();
-        if token.is_empty() || token.len() > 128 {
-            return Err(CoreError::HandoffTokenInvalid);
-        }
-        let hash = sha256(token.as_bytes()).to_vec();
-        let now = self.now();
-        let secret = match self.store.secret(&hash).await? {
-            Some(s) if s.kind == HANDOFF && s.consumed_at.is_none() && now < s.expires_at => s,
-            _ => return Err(CoreError::HandoffTokenInvalid),
-        };
-        let s = self
-            .load_session(&secret.session_id, Flow::CrossPlatform)
+        let (hash, s) = self
+            .live_secret(HANDOFF, &req.handoff_token, Flow::CrossPlatform, || {
+                CoreError::HandoffTokenInvalid
+            })
             .await?;
+        let now = self.now();
         let state = effective_state(s.state, s.expires_at, now);
         if state != SessionState::Created {
             return Err(CoreError::HandoffTokenInvalid);
