@@ -34,6 +34,8 @@ pub struct HttpOptions {
     pub handoff_link: String,
     /// The management API's and the dashboard's state (operators, OIDC, settings).
     pub management: Arc<crate::dashboard::Management>,
+    /// How long an inbound webhook may be processed before it is acknowledged anyway.
+    pub webhook_ack_deadline: std::time::Duration,
 }
 
 #[derive(OpenApi)]

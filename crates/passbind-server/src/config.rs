@@ -158,6 +158,12 @@ pub struct Settings {
     #[arg(long, env = "PASSBIND_ONFIDO_WEBHOOK_TOKEN", hide_env_values = true)]
     pub onfido_webhook_token: Option<Secret>,
 
+    /// Inbound IDV webhooks are acknowledged (202-like `accepted`) after this many
+    /// milliseconds even if their processing goes on; it completes in the background, or the
+    /// reconciler settles the session.
+    #[arg(long, env = "PASSBIND_IDV_WEBHOOK_ACK_MS", default_value_t = 8000)]
+    pub idv_webhook_ack_ms: u64,
+
     /// Witness mode (`PASSBIND_IDV_PROVIDER=witness`): the integrator's webhook that receives
     /// the signed identity bundle and answers approve or reject (authoritative).
     #[arg(long, env = "PASSBIND_WITNESS_URL")]
@@ -385,6 +391,7 @@ impl Settings {
             onfido_client_id: None,
             onfido_client_secret: None,
             onfido_webhook_token: None,
+            idv_webhook_ack_ms: 8000,
             witness_url: None,
             witness_secret: None,
             witness_timeout_ms: 5000,

@@ -488,6 +488,7 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
             max_body_bytes: settings.max_body_bytes,
             handoff_link: settings.handoff_link.clone(),
             management,
+            webhook_ack_deadline: Duration::from_millis(settings.idv_webhook_ack_ms.max(1)),
         },
     );
     let router = router.merge(extra_routes);

@@ -22,7 +22,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 struct WebhookAck {
-    /// `applied`, `duplicate`, `already_settled`, `not_terminal` or `ignored`.
+    /// `applied`, `duplicate`, `already_settled`, `not_terminal`, `ignored`, or `accepted`
+    /// (still processing after the acknowledgement deadline; it completes in the background
+    /// or through the reconciler).
     status: &'static str,
 }
 
@@ -46,16 +48,34 @@ async fn idv_webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WebhookAck>, ApiError> {
     let body = body.map_err(body_rejection)?;
-    let lookup = |name: &str| -> Option<String> {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+    // The work runs in its own task: if it is not done within the acknowledgement deadline
+    // (Onfido expects a 2xx within 10 s), the delivery is acknowledged as accepted and the
+    // task carries on. Nothing is recorded before the outcome is applied, so should it fail,
+    // the reconciler settles the session from the provider's record.
+    let engine = st.engine.clone();
+    let name = provider.clone();
+    let mut work = tokio::spawn(async move {
+        let lookup = |h: &str| -> Option<String> {
+            headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        engine.handle_idv_webhook(&name, &lookup, &body).await
+    });
+    let result = match tokio::time::timeout(st.options.webhook_ack_deadline, &mut work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(passbind_core::CoreError::Internal(
+            "webhook processing stopped".into(),
+        )),
+        Err(_) => {
+            tracing::warn!(
+                provider,
+                "webhook still processing at the deadline: acknowledged"
+            );
+            return Ok(Json(WebhookAck { status: "accepted" }));
+        }
     };
-    let result = st
-        .engine
-        .handle_idv_webhook(&provider, &lookup, &body)
-        .await;
     let m = &st.metrics;
     let status = match result {
         Ok(WebhookOutcome::Applied { .. }) => {

@@ -835,6 +835,33 @@ onfido_test!(
     }
 );
 
+/// A delivery whose re-fetch is slow is acknowledged at the deadline; when the processing then
+/// fails, nothing was recorded and the reconciler settles the session.
+async fn a_slow_refetch_is_acknowledged_then_settled(env: Env) {
+    let s = open(&env, "registrations", "slow").await;
+    env.fake
+        .finish(&run_id(&s), "approved", ebt_output("ebt-slow"));
+    // Every read fails for a while, with backoffs longer than the acknowledgement deadline.
+    env.fake.fail_next(3, 500, None);
+    let r = env.fake.send_completed(&run_id(&s), "approved").await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(r.1["status"], "accepted", "{}", r.1);
+    let after = wait_settled(&env, "registrations", &s).await;
+    assert_eq!(after["state"], "idv_passed");
+    assert!(has_ebt(&env, "slow").await);
+}
+onfido_test!(
+    a_slow_refetch_is_acknowledged_then_settled,
+    FakeAuth::Token,
+    |s: &mut Settings| {
+        s.idv_webhook_ack_ms = 100;
+        s.idv_retry_backoff_ms = 400;
+        s.idv_max_retry_delay_ms = 400;
+        s.idv_reconcile_interval_seconds = 0.3;
+        s.idv_reconcile_min_age_seconds = 0.0;
+    }
+);
+
 async fn the_reconciler_stops_with_the_server(env: Env) {
     let s = open(&env, "registrations", "olga").await;
     let run = run_id(&s);
