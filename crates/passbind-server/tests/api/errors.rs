@@ -241,3 +241,46 @@ async fn operations_endpoints() {
     );
     assert!(metrics.contains("status=\"404\""), "{metrics}");
 }
+
+/// Production mode refuses the development shortcuts, naming every problem.
+#[tokio::test]
+async fn production_mode_refuses_dev_shortcuts() {
+    use passbind_server::config::{Mode, Secret};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = passbind_server::Settings::for_tests(dir.path().to_path_buf(), None);
+    s.mode = Mode::Production;
+    s.rp_origins = vec!["http://app.example.com".into()];
+    let err = format!(
+        "{:#}",
+        passbind_server::start(s.clone(), None).await.err().unwrap()
+    );
+    for expected in [
+        "PASSBIND_IDV_PROVIDER=simulator is for development only",
+        "PASSBIND_PUBLIC_URL is required",
+        "origin http://app.example.com is not https",
+        "PASSBIND_RP_ID=localhost is for development only",
+        "PASSBIND_DATABASE_URL is required",
+    ] {
+        assert!(err.contains(expected), "{expected:?} not in {err}");
+    }
+    // Everything else right, but no configured keys: generated keys are refused.
+    s.public_url = Some("https://passbind.example.com".parse().unwrap());
+    s.rp_id = "example.com".into();
+    s.rp_origins = vec!["https://app.example.com".into()];
+    s.database_url = Some(Secret("postgres://db.example.invalid/passbind".into()));
+    s.idv_provider = "onfido".into();
+    s.onfido_api_token = Some(Secret("token-0123456789".into()));
+    s.onfido_webhook_token = Some(Secret("webhook-0123456789".into()));
+    s.registration_workflow_id = Some("00000000-0000-4000-8000-000000000001".into());
+    s.step_up_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
+    s.recovery_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
+    let err = format!("{:#}", passbind_server::start(s, None).await.err().unwrap());
+    assert!(
+        err.contains("production mode needs PASSBIND_KEYRING, PASSBIND_USER_REF_KEY and PASSBIND_AUDIT_SIGNING_KEY"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("dev-keys.json").exists(),
+        "no key was generated"
+    );
+}
