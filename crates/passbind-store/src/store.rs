@@ -52,41 +52,26 @@ impl Store for SqlStore {
         if writes.is_empty() {
             return Ok(());
         }
-        let b = self.backend;
-        let _writer = match b {
-            Backend::Sqlite => Some(self.write_lock.lock().await),
-            Backend::Postgres => None,
-        };
-        let begun = match b {
-            // Take the write lock up front: a deferred transaction that reads first and writes
-            // later can fail at once with SQLITE_BUSY when another writer got in between; an
-            // immediate one waits for the busy timeout instead.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        };
-        let mut tx = begun.map_err(|e| error::db(b, "begin transaction", e))?;
-        // Audit appends last: they take the chain-head lock, which is then held only until
-        // the commit.
-        let mut audit = Vec::new();
-        for w in &writes {
-            if let Write::AppendAudit(d) = w {
-                audit.push(d);
-                continue;
-            }
-            if let Err(e) = writes::apply(b, &mut tx, w).await {
-                // Nothing of the change stays. Should the rollback itself fail, the connection
-                // is not reused in a transaction: sqlx rolls back when the transaction drops.
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        }
-        if let Err(e) = crate::audit::append_all(b, &mut tx, &audit).await {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
-        tx.commit()
-            .await
-            .map_err(|e| error::db(b, "commit transaction", e))
+        // A change holds a writer lock (SQLite's one writer; PostgreSQL's audit chain head)
+        // from its first write to its commit, so that time bounds the write rate. Each
+        // statement is a round trip (to SQLite's worker thread, to the PostgreSQL server);
+        // driven from a dedicated blocking thread, the change never waits in the async
+        // runtime's run queue between its statements while it holds the lock.
+        let pool = self.pool.clone();
+        let backend = self.backend;
+        let lock = (backend == Backend::Sqlite).then(|| self.write_lock.clone());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                let _writer = match &lock {
+                    Some(l) => Some(l.lock().await),
+                    None => None,
+                };
+                apply_change(pool, backend, writes).await
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("commit task: {e}")))?
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -542,4 +527,40 @@ impl Store for SqlStore {
     ) -> Result<Option<passbind_core::operators::ChallengeRecord>, StoreError> {
         self.operator_challenge_impl(id).await
     }
+}
+
+/// Applies one change in one transaction: every write with its precondition, then the audit
+/// events (they take the chain-head lock, which is then held only until the commit).
+async fn apply_change(
+    pool: sqlx::AnyPool,
+    b: Backend,
+    writes: Vec<Write>,
+) -> Result<(), StoreError> {
+    let begun = match b {
+        // A deferred transaction that reads first and writes later can fail at once with
+        // SQLITE_BUSY when another writer got in between; an immediate one waits instead.
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    };
+    let mut tx = begun.map_err(|e| error::db(b, "begin transaction", e))?;
+    let mut audit = Vec::new();
+    for w in &writes {
+        if let Write::AppendAudit(d) = w {
+            audit.push(d);
+            continue;
+        }
+        if let Err(e) = writes::apply(b, &mut tx, w).await {
+            // Nothing of the change stays. Should the rollback itself fail, the connection
+            // is not reused in a transaction: sqlx rolls back when the transaction drops.
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+    }
+    if let Err(e) = crate::audit::append_all(b, &mut tx, &audit).await {
+        let _ = tx.rollback().await;
+        return Err(e);
+    }
+    tx.commit()
+        .await
+        .map_err(|e| error::db(b, "commit transaction", e))
 }
