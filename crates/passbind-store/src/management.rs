@@ -5,8 +5,9 @@
 //! Dynamic filters are built as text with `?` placeholders and rewritten for PostgreSQL once
 //! per call ([`crate::sql::to_postgres`]); every value is bound, none is spliced in.
 
-use crate::error::{self, corrupt, Violation};
+use crate::error::{self, corrupt};
 use crate::sql::sql;
+use crate::writes::{require, run};
 use crate::{writes, Backend, SqlStore};
 use passbind_core::management::{SessionCount, SessionFilter, UserSummary};
 use passbind_core::model::{Conflict, Millis, SessionRecord, StoreError, Write};
@@ -407,64 +408,15 @@ impl SqlStore {
         if ops.is_empty() && writes_.is_empty() {
             return Ok(());
         }
-        let b = self.backend;
-        let _writer = match b {
-            Backend::Sqlite => Some(self.write_lock.lock().await),
-            Backend::Postgres => None,
-        };
-        let begun = match b {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        };
-        let mut tx = begun.map_err(|e| error::db(b, "begin transaction", e))?;
-        let (audit, changes): (Vec<&Write>, Vec<&Write>) = writes_
-            .iter()
-            .partition(|w| matches!(w, Write::AppendAudit(_)));
-        for op in &ops {
-            if let Err(e) = apply(b, &mut tx, op).await {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        }
-        for w in changes.into_iter().chain(audit) {
-            if let Err(e) = writes::apply(b, &mut tx, w).await {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        }
-        tx.commit()
-            .await
-            .map_err(|e| error::db(b, "commit transaction", e))
+        self.run_change(ops, writes_).await
     }
 }
 
-/// Runs one statement; a constraint violation becomes `Conflict(on_unique)` or `NotFound`.
-async fn run(
+pub(crate) async fn apply_operator(
     b: Backend,
     conn: &mut AnyConnection,
-    context: &'static str,
-    on_unique: Conflict,
-    q: Query<'_>,
-) -> Result<u64, StoreError> {
-    match q.execute(&mut *conn).await {
-        Ok(done) => Ok(done.rows_affected()),
-        Err(e) => Err(match error::violation(&e) {
-            Some(Violation::Unique) => StoreError::Conflict(on_unique),
-            Some(Violation::ForeignKey) => StoreError::Conflict(Conflict::NotFound),
-            None => error::db(b, context, e),
-        }),
-    }
-}
-
-fn require(rows: u64, conflict: Conflict) -> Result<(), StoreError> {
-    if rows == 0 {
-        Err(StoreError::Conflict(conflict))
-    } else {
-        Ok(())
-    }
-}
-
-async fn apply(b: Backend, conn: &mut AnyConnection, w: &OperatorWrite) -> Result<(), StoreError> {
+    w: &OperatorWrite,
+) -> Result<(), StoreError> {
     use Conflict::*;
     match w {
         OperatorWrite::InsertOperator(o) => {

@@ -52,26 +52,7 @@ impl Store for SqlStore {
         if writes.is_empty() {
             return Ok(());
         }
-        // A change holds a writer lock (SQLite's one writer; PostgreSQL's audit chain head)
-        // from its first write to its commit, so that time bounds the write rate. Each
-        // statement is a round trip (to SQLite's worker thread, to the PostgreSQL server);
-        // driven from a dedicated blocking thread, the change never waits in the async
-        // runtime's run queue between its statements while it holds the lock.
-        let pool = self.pool.clone();
-        let backend = self.backend;
-        let lock = (backend == Backend::Sqlite).then(|| self.write_lock.clone());
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            runtime.block_on(async move {
-                let _writer = match &lock {
-                    Some(l) => Some(l.lock().await),
-                    None => None,
-                };
-                apply_change(pool, backend, writes).await
-            })
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("commit task: {e}")))?
+        self.run_change(Vec::new(), writes).await
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -529,11 +510,44 @@ impl Store for SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Runs one change (operator writes first, then the writes, then their audit events) in
+    /// one transaction.
+    ///
+    /// A change holds a writer lock (SQLite's one writer; PostgreSQL's audit chain head) from
+    /// its first write to its commit, so that time bounds the write rate. Each statement is a
+    /// round trip (to SQLite's worker thread, to the PostgreSQL server); driven from a
+    /// dedicated blocking thread, the change never waits in the async runtime's run queue
+    /// between its statements while it holds the lock.
+    pub(crate) async fn run_change(
+        &self,
+        ops: Vec<passbind_core::operators::OperatorWrite>,
+        writes: Vec<Write>,
+    ) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        let backend = self.backend;
+        let lock = (backend == Backend::Sqlite).then(|| self.write_lock.clone());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                let _writer = match &lock {
+                    Some(l) => Some(l.lock().await),
+                    None => None,
+                };
+                apply_change(pool, backend, ops, writes).await
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("commit task: {e}")))?
+    }
+}
+
 /// Applies one change in one transaction: every write with its precondition, then the audit
 /// events (they take the chain-head lock, which is then held only until the commit).
 async fn apply_change(
     pool: sqlx::AnyPool,
     b: Backend,
+    ops: Vec<passbind_core::operators::OperatorWrite>,
     writes: Vec<Write>,
 ) -> Result<(), StoreError> {
     let begun = match b {
@@ -543,6 +557,12 @@ async fn apply_change(
         Backend::Postgres => pool.begin().await,
     };
     let mut tx = begun.map_err(|e| error::db(b, "begin transaction", e))?;
+    for op in &ops {
+        if let Err(e) = crate::management::apply_operator(b, &mut tx, op).await {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+    }
     let mut audit = Vec::new();
     for w in &writes {
         if let Write::AppendAudit(d) = w {

@@ -59,7 +59,7 @@ pub(crate) fn validate(writes: &[Write]) -> Result<(), StoreError> {
 
 /// Runs one statement; returns the number of rows it affected. A constraint violation becomes
 /// `Conflict(on_unique)` or `Conflict(NotFound)` (foreign key), anything else a backend error.
-async fn run(
+pub(crate) async fn run(
     b: Backend,
     conn: &mut AnyConnection,
     context: &'static str,
@@ -77,7 +77,7 @@ async fn run(
 }
 
 /// Fails with `conflict` when the statement affected no row.
-fn require(rows: u64, conflict: Conflict) -> Result<(), StoreError> {
+pub(crate) fn require(rows: u64, conflict: Conflict) -> Result<(), StoreError> {
     if rows == 0 {
         Err(StoreError::Conflict(conflict))
     } else {
