@@ -117,10 +117,8 @@ impl Engine {
             None
         } else {
             Some(
-                self.store
-                    .user(&s.user_id)
+                self.live_user(&s.user_id)
                     .await?
-                    .filter(|u| u.erased_at.is_none())
                     .ok_or(CoreError::UserNotFound)?,
             )
         };

@@ -95,6 +95,15 @@ impl Engine {
         }
     }
 
+    /// A user by internal id, if they exist and were not erased.
+    pub(crate) async fn live_user(&self, user_id: &str) -> Result<Option<UserRecord>, CoreError> {
+        Ok(self
+            .store
+            .user(user_id)
+            .await?
+            .filter(|u| u.erased_at.is_none()))
+    }
+
     /// The user's biometric token, decrypted in memory only.
     pub(crate) async fn stored_token(
         &self,
@@ -267,10 +276,8 @@ impl Engine {
                 ))
             }
             None => self
-                .store
-                .user(&cred.user_id)
+                .live_user(&cred.user_id)
                 .await?
-                .filter(|u| u.erased_at.is_none())
                 .ok_or_else(|| fail("unknown_credential", "no such credential"))?,
         };
         // L3 §7.2 step 6: a returned user handle must be the credential's user's; a

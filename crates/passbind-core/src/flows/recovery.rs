@@ -164,10 +164,8 @@ impl Engine {
             return Err(CoreError::ContinuationInvalid);
         }
         let user = self
-            .store
-            .user(&s.user_id)
+            .live_user(&s.user_id)
             .await?
-            .filter(|u| u.erased_at.is_none())
             .ok_or(CoreError::ContinuationInvalid)?;
         if let RpMode::BuiltIn(rp) = &self.rp {
             // Keep the user's other credentials out of the new authenticator when they survive.

@@ -176,10 +176,8 @@ impl Engine {
             }
         }
         let user = self
-            .store
-            .user(&s.user_id)
+            .live_user(&s.user_id)
             .await?
-            .filter(|u| u.erased_at.is_none())
             .ok_or(CoreError::UserNotFound)?;
         self.check_lockout(&user).await?;
         let run = self
@@ -240,10 +238,8 @@ impl Engine {
         let now = self.now();
         let mut data = SessionData::of(&s)?;
         let user = self
-            .store
-            .user(&s.user_id)
+            .live_user(&s.user_id)
             .await?
-            .filter(|u| u.erased_at.is_none())
             .ok_or(CoreError::UserNotFound)?;
         let mut writes = Vec::with_capacity(2);
         let credential_id = match &self.rp {
@@ -410,10 +406,8 @@ impl Engine {
             return Err(CoreError::HandoffTokenInvalid);
         }
         let user = self
-            .store
-            .user(&s.user_id)
+            .live_user(&s.user_id)
             .await?
-            .filter(|u| u.erased_at.is_none())
             .ok_or(CoreError::HandoffTokenInvalid)?;
         self.check_lockout(&user).await?;
         let run = self
