@@ -330,7 +330,7 @@ impl Engine {
     pub async fn checkpoint(&self, force: bool) -> Result<Option<Checkpoint>, CoreError> {
         let (head_seq, _) = self.store.audit_head().await?;
         let latest = self.store.latest_audit_checkpoint().await?;
-        let now = self.now();
+        // Never earlier than the checkpoint before it, whatever this replica's clock says.
         let (last_size, last_time, frontier) = match &latest {
             Some((c, f)) => {
                 let hashes = f.iter().map(|h| hex32(h)).collect::<Result<Vec<_>, _>>()?;
@@ -343,6 +343,7 @@ impl Engine {
         if head_seq <= last_size {
             return Ok(None);
         }
+        let now = self.now().max(last_time);
         let due = force
             || head_seq - last_size >= self.config.audit.checkpoint_every_events
             || now - last_time >= self.config.audit.checkpoint_every_ms;
@@ -384,11 +385,15 @@ impl Engine {
             .commit(vec![Write::InsertCheckpoint {
                 checkpoint: checkpoint.clone(),
                 frontier: hashes,
+                previous_tree_size: last_size,
             }])
             .await
         {
             Ok(()) => Ok(Some(checkpoint)),
-            Err(StoreError::Conflict(Conflict::DuplicateId)) => Ok(None),
+            // Another replica signed first: its checkpoint stands, the next tick goes on from it.
+            Err(StoreError::Conflict(Conflict::StaleCheckpoint | Conflict::DuplicateId)) => {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }

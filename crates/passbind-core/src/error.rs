@@ -141,6 +141,13 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::Conflict(Conflict::SessionVersion) => Self::Conflict,
             StoreError::Conflict(Conflict::DuplicateCredential) => Self::CredentialExists,
+            StoreError::Conflict(Conflict::CounterRegressed) => {
+                Self::Webauthn(crate::ports::RpError {
+                    reason: "counter_regressed",
+                    message: "the signature counter went backwards (possible cloned authenticator)"
+                        .to_owned(),
+                })
+            }
             StoreError::Conflict(c) => Self::Internal(format!("unexpected store conflict: {c}")),
             StoreError::Backend(m) => Self::Internal(m),
         }

@@ -162,6 +162,9 @@ pub struct AuditQuery {
 
 /// One write of an atomic change. A store applies a `Vec<Write>` in one transaction: all or
 /// nothing. A write whose precondition fails makes the whole change fail with a [`Conflict`].
+/// Preconditions are checked in the order of the writes, and the first that fails is the
+/// conflict reported: flows put the session's `UpdateSession` first, so that a lost race on
+/// the session is reported as such before any other precondition is looked at.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// Conflict `DuplicateUser` if the external id is taken.
@@ -192,11 +195,18 @@ pub enum Write {
     /// Conflict `DuplicateCredential` if the id exists (for any user).
     InsertCredential(CredentialRecord),
     /// After a successful sign-in. Conflict `NotFound` if the credential is absent or revoked.
+    ///
+    /// The stored counter becomes the larger of the stored and the given one, decided by the
+    /// database against the committed row (never a maximum computed from an earlier read), so
+    /// two concurrent sign-ins cannot move it backwards. With `require_advance`, the change is
+    /// refused with conflict `CounterRegressed` unless `sign_count` is greater than the stored
+    /// counter at commit time (or both are zero: an authenticator without a counter).
     UpdateCredentialUse {
         credential_id: String,
         sign_count: i64,
         backed_up: bool,
         last_used_at: Millis,
+        require_advance: bool,
     },
     /// Conflict `NotFound` if the credential is absent or already revoked.
     RevokeCredential {
@@ -225,11 +235,17 @@ pub enum Write {
     /// Appends an event to the tamper-evident audit log, in the same transaction as the change
     /// it describes. Never conflicts.
     AppendAudit(AuditDraft),
-    /// Conflict `DuplicateId` if a checkpoint of this tree size exists (another replica
-    /// signed it first). `frontier` is the Merkle frontier after `tree_size` events (hex).
+    /// Appends a signed checkpoint. `previous_tree_size` is the tree size of the newest
+    /// checkpoint the signer read (0 if none). Checkpoint signers are serialised by the store,
+    /// and the insert is refused with conflict `StaleCheckpoint` unless the newest stored
+    /// checkpoint is still that one, the new tree is larger and its time is not earlier: the
+    /// stored checkpoints thereby increase strictly in size and never go back in time, also
+    /// when several replicas sign at once. `frontier` is the Merkle frontier after
+    /// `tree_size` events (hex).
     InsertCheckpoint {
         checkpoint: passbind_audit::Checkpoint,
         frontier: Vec<String>,
+        previous_tree_size: u64,
     },
     InsertIdentityProof(IdentityProofRecord),
     /// A failure that counts towards a lockout (for example a step-up face mismatch).
@@ -262,6 +278,10 @@ pub enum Conflict {
     NotFound,
     #[error("a record with this id exists")]
     DuplicateId,
+    #[error("the signature counter did not advance")]
+    CounterRegressed,
+    #[error("another checkpoint was signed since the newest one was read")]
+    StaleCheckpoint,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

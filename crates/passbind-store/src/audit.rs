@@ -115,14 +115,49 @@ pub(crate) async fn append_all(
     Ok(())
 }
 
+/// Inserts a checkpoint if the newest stored one is still the one of `previous_tree_size`, the
+/// new tree is larger and its time not earlier. Signers are serialised: on PostgreSQL by a
+/// transaction-scoped advisory lock taken before the newest checkpoint is read (READ COMMITTED
+/// then sees every checkpoint committed before the lock was granted); on SQLite by the one
+/// writer. Without this, two replicas that read the same newest checkpoint could both insert,
+/// the larger tree with the earlier time.
 pub(crate) async fn insert_checkpoint(
     b: Backend,
     conn: &mut AnyConnection,
     c: &Checkpoint,
     frontier: &[String],
+    previous_tree_size: u64,
 ) -> Result<(), StoreError> {
     let size = i64::try_from(c.tree_size)
         .map_err(|_| StoreError::Backend("checkpoint size overflow".into()))?;
+    if b == Backend::Postgres {
+        // Wrapped so that the row holds an integer, not `void`, which the `Any` driver cannot map.
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(7020411325040321)) AS signer")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| error::db(b, "lock checkpoint signer", e))?;
+    }
+    let newest = sqlx::query(
+        "SELECT tree_size, time_ms FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| error::db(b, "read newest checkpoint", e))?;
+    let (newest_size, newest_time) = match newest {
+        Some(row) => (
+            row.try_get::<i64, _>(0)
+                .map_err(|e| error::db(b, "read newest checkpoint", e))?,
+            row.try_get::<i64, _>(1)
+                .map_err(|e| error::db(b, "read newest checkpoint", e))?,
+        ),
+        None => (0, i64::MIN),
+    };
+    if u64::try_from(newest_size).ok() != Some(previous_tree_size)
+        || size <= newest_size
+        || c.time_ms < newest_time
+    {
+        return Err(StoreError::Conflict(Conflict::StaleCheckpoint));
+    }
     let frontier = serde_json::to_string(frontier)
         .map_err(|e| StoreError::Backend(format!("frontier: {e}")))?;
     let done = sqlx::query(sql!(

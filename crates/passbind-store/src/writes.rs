@@ -259,20 +259,44 @@ pub(crate) async fn apply(
             sign_count,
             backed_up,
             last_used_at,
+            require_advance,
         } => {
+            // The maximum is taken against the committed row (PostgreSQL re-checks a row a
+            // concurrent transaction changed; SQLite has one writer), never against a value
+            // read before the transaction.
             let q = sqlx::query(sql!(
                 b,
-                "UPDATE credentials SET sign_count = ?, backed_up = ?, last_used_at = ? \
-                 WHERE credential_id = ? AND revoked_at IS NULL"
+                "UPDATE credentials SET \
+                 sign_count = CASE WHEN sign_count > ? THEN sign_count ELSE ? END, \
+                 backed_up = ?, last_used_at = ? \
+                 WHERE credential_id = ? AND revoked_at IS NULL \
+                 AND (? = 0 OR sign_count < ? OR (sign_count = 0 AND ? = 0))"
             ))
+            .bind(*sign_count)
             .bind(*sign_count)
             .bind(rows::flag(*backed_up))
             .bind(*last_used_at)
-            .bind(credential_id.as_str());
-            require(
-                run(b, conn, "update credential use", DuplicateCredential, q).await?,
-                NotFound,
-            )
+            .bind(credential_id.as_str())
+            .bind(rows::flag(*require_advance))
+            .bind(*sign_count)
+            .bind(*sign_count);
+            if run(b, conn, "update credential use", DuplicateCredential, q).await? > 0 {
+                return Ok(());
+            }
+            // Which guard refused it: the credential (absent, revoked) or the counter.
+            let live = sqlx::query(sql!(
+                b,
+                "SELECT 1 FROM credentials WHERE credential_id = ? AND revoked_at IS NULL"
+            ))
+            .bind(credential_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| error::db(b, "update credential use", e))?;
+            Err(StoreError::Conflict(if live.is_some() {
+                CounterRegressed
+            } else {
+                NotFound
+            }))
         }
         Write::RevokeCredential { credential_id, at } => {
             let q = sqlx::query(sql!(
@@ -377,7 +401,11 @@ pub(crate) async fn apply(
         Write::InsertCheckpoint {
             checkpoint,
             frontier,
-        } => crate::audit::insert_checkpoint(b, conn, checkpoint, frontier).await,
+            previous_tree_size,
+        } => {
+            crate::audit::insert_checkpoint(b, conn, checkpoint, frontier, *previous_tree_size)
+                .await
+        }
         Write::InsertIdentityProof(p) => crate::audit::insert_identity_proof(b, conn, p).await,
         Write::RecordFailure { user_id, kind, at } => {
             let q = sqlx::query(sql!(

@@ -151,7 +151,7 @@ impl Engine {
                     record: updated.clone(),
                     expected_version: s.version,
                 },
-                Engine::credential_use(&cred, &verified, now),
+                self.credential_use(&cred, &verified, now),
             ],
         )
         .await?;

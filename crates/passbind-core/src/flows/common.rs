@@ -305,31 +305,30 @@ impl Engine {
         let verified = rp
             .verify_assertion(challenge, &parts.credential_id.clone(), key, stored, parts)
             .map_err(CoreError::Webauthn)?;
-        if verified.counter == CounterStatus::Regressed && self.config.reject_counter_regression {
-            tracing::warn!(credential = %cid, "signature counter went backwards: refused");
-            return Err(fail(
-                "counter_regressed",
-                "the signature counter went backwards (possible cloned authenticator)",
-            ));
-        }
+        // A regressed counter is refused (with `reject_counter_regression`) by the store at
+        // commit, after the session's version: a duplicate completion of one session is then
+        // reported as the lost race it is, not as a cloned authenticator.
         if verified.counter == CounterStatus::Regressed {
-            tracing::warn!(credential = %cid, "signature counter went backwards: recorded");
+            tracing::warn!(credential = %cid, "signature counter did not advance");
         }
         Ok((user, cred, verified))
     }
 
-    /// The write that records a sign-in on the credential.
+    /// The write that records a sign-in on the credential. The store keeps the highest
+    /// counter seen; with `reject_counter_regression` it refuses a counter that is not above
+    /// the stored one at commit time. Put it after the session's `UpdateSession`.
     pub(crate) fn credential_use(
+        &self,
         cred: &CredentialRecord,
         v: &VerifiedAssertion,
         now: Millis,
     ) -> Write {
         Write::UpdateCredentialUse {
             credential_id: cred.credential_id.clone(),
-            // A regressed counter keeps the highest value seen.
-            sign_count: cred.sign_count.max(i64::from(v.new_sign_count)),
+            sign_count: i64::from(v.new_sign_count),
             backed_up: v.backed_up,
             last_used_at: now,
+            require_advance: self.config.reject_counter_regression,
         }
     }
 

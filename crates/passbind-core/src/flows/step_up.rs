@@ -260,7 +260,7 @@ impl Engine {
                     backed_up: verified.backed_up,
                     counter: verified.counter.as_str().to_owned(),
                 });
-                writes.push(Engine::credential_use(&cred, &verified, now));
+                writes.push(self.credential_use(&cred, &verified, now));
                 cred.credential_id
             }
             RpMode::External => {

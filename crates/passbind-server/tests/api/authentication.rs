@@ -139,6 +139,7 @@ async fn revoked_credentials_and_counters(app: TestApp) {
             sign_count: 1_000_000,
             backed_up: false,
             last_used_at: 1,
+            require_advance: false,
         }])
         .await
         .unwrap();
@@ -194,6 +195,7 @@ async fn counter_regression_refused_when_configured(app: TestApp) {
             sign_count: 1_000_000,
             backed_up: false,
             last_used_at: 1,
+            require_advance: false,
         }])
         .await
         .unwrap();
@@ -237,3 +239,78 @@ async fn concurrent_completion_wins_once(app: TestApp) {
     );
 }
 both_backends!(concurrent_completion_wins_once);
+
+/// Completions of one session racing with the counter policy on (a client retrying after a
+/// network error does this): one wins, the others hear the lost race (`409 invalid_state`),
+/// never a cloned authenticator (`counter_regressed`), and nothing records one.
+async fn duplicate_completion_is_not_a_counter_regression(app: TestApp) {
+    let phone = Device::new();
+    register(&app, "faye", &Person::new(6), &phone).await;
+    for _ in 0..4 {
+        let (id, assertion) = sign_in(&app, &phone, json!({"external_user_id": "faye"})).await;
+        let path = format!("/v1/authentications/{id}/complete");
+        let body = json!({ "credential": assertion });
+        let results = futures::future::join_all((0..8).map(|_| app.post_json(&path, &body))).await;
+        assert_eq!(
+            results.iter().filter(|r| r.0 == 200).count(),
+            1,
+            "{results:?}"
+        );
+        for r in results.iter().filter(|r| r.0 != 200) {
+            assert_error(r, 409, "invalid_state");
+        }
+    }
+    let r = app
+        .get_json("/v1/audit/events?event_type=security.refused&limit=1000")
+        .await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let regressions =
+        r.1.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["details"]["webauthn_reason"] == "counter_regressed")
+            .count();
+    assert_eq!(regressions, 0, "{}", r.1);
+}
+both_backends!(duplicate_completion_is_not_a_counter_regression, |s| s
+    .reject_counter_regression =
+    true);
+
+/// Two sign-ins of one credential (counters k+1 and k+2, two sessions) completed at the same
+/// moment: both succeed and the stored counter ends at k+2, whichever commits last.
+async fn concurrent_sign_ins_keep_the_highest_counter(app: TestApp) {
+    let phone = Device::new();
+    register(&app, "gus", &Person::new(7), &phone).await;
+    for _ in 0..6 {
+        let (first, older) = sign_in(&app, &phone, json!({"external_user_id": "gus"})).await;
+        let (second, newer) = sign_in(&app, &phone, json!({"external_user_id": "gus"})).await;
+        let newest = passbind_webauthn_counter(&newer);
+        assert_eq!(passbind_webauthn_counter(&older) + 1, newest);
+        let (a, b) = futures::future::join(
+            app.post_json(
+                &format!("/v1/authentications/{second}/complete"),
+                &json!({ "credential": newer }),
+            ),
+            app.post_json(
+                &format!("/v1/authentications/{first}/complete"),
+                &json!({ "credential": older }),
+            ),
+        )
+        .await;
+        assert_eq!(a.0, 200, "{}", a.1);
+        assert_eq!(b.0, 200, "{}", b.1);
+        let stored = user_credentials(&app, "gus").await.remove(0).sign_count;
+        assert_eq!(stored, i64::from(newest));
+    }
+}
+both_backends!(concurrent_sign_ins_keep_the_highest_counter);
+
+/// The signature counter an assertion carries (authenticatorData bytes 33..37).
+fn passbind_webauthn_counter(assertion: &Value) -> u32 {
+    use base64::Engine as _;
+    let data = assertion["response"]["authenticatorData"].as_str().unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(data.trim_end_matches('='))
+        .unwrap();
+    u32::from_be_bytes(raw[33..37].try_into().unwrap())
+}

@@ -794,6 +794,7 @@ pub async fn update_credential_use(s: SqlStore) {
             sign_count: 42,
             backed_up: true,
             last_used_at: T0 + 77,
+            require_advance: false,
         }],
     )
     .await;
@@ -829,6 +830,7 @@ pub async fn update_credential_use_absent_or_revoked(s: SqlStore) {
                 sign_count: 5,
                 backed_up: true,
                 last_used_at: T0 + 2,
+                require_advance: false,
             }])
             .await,
             Conflict::NotFound,
@@ -1721,27 +1723,39 @@ pub async fn checkpoints_and_identity_proofs(s: SqlStore) {
     commit(
         &s,
         vec![Write::InsertCheckpoint {
-            checkpoint: c2.clone(),
-            frontier: vec!["ab".repeat(32), "cd".repeat(32)],
+            checkpoint: c1.clone(),
+            frontier: vec!["ef".repeat(32)],
+            previous_tree_size: 0,
         }],
     )
     .await;
     commit(
         &s,
         vec![Write::InsertCheckpoint {
-            checkpoint: c1.clone(),
-            frontier: vec!["ef".repeat(32)],
+            checkpoint: c2.clone(),
+            frontier: vec!["ab".repeat(32), "cd".repeat(32)],
+            previous_tree_size: 1,
         }],
     )
     .await;
-    assert_conflict(
-        s.commit(vec![Write::InsertCheckpoint {
-            checkpoint: signer.sign(3, &[7; 32], 30),
-            frontier: vec![],
-        }])
-        .await,
-        Conflict::DuplicateId,
-    );
+    // Signed from a stale read (the newest is 3 now, not 1), of a tree no larger, or earlier
+    // than the newest: refused, nothing stored.
+    for (checkpoint, previous) in [
+        (signer.sign(5, &[7; 32], 30), 1),
+        (signer.sign(3, &[7; 32], 30), 3),
+        (signer.sign(2, &[7; 32], 30), 3),
+        (signer.sign(5, &[7; 32], 19), 3),
+    ] {
+        assert_conflict(
+            s.commit(vec![Write::InsertCheckpoint {
+                checkpoint,
+                frontier: vec![],
+                previous_tree_size: previous,
+            }])
+            .await,
+            Conflict::StaleCheckpoint,
+        );
+    }
     assert_eq!(s.audit_checkpoints().await.unwrap(), vec![c1, c2.clone()]);
     assert_eq!(
         s.latest_audit_checkpoint().await.unwrap(),
@@ -1788,4 +1802,144 @@ pub async fn checkpoints_and_identity_proofs(s: SqlStore) {
         .await
         .unwrap()
         .is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// counters and checkpoints under concurrency
+
+fn credential_use(id: &str, count: i64, require_advance: bool) -> Write {
+    Write::UpdateCredentialUse {
+        credential_id: id.into(),
+        sign_count: count,
+        backed_up: false,
+        last_used_at: T0 + count,
+        require_advance,
+    }
+}
+
+/// The stored counter is the maximum, decided against the committed row: an older counter
+/// committed after a newer one does not move it back, whatever order the racers commit in.
+pub async fn counter_kept_at_maximum(s: SqlStore) {
+    let u = with_user(&s, 1).await;
+    commit(
+        &s,
+        vec![Write::InsertCredential(credential("cred-1", &u, T0))],
+    )
+    .await;
+    commit(&s, vec![credential_use("cred-1", 10, false)]).await;
+    commit(&s, vec![credential_use("cred-1", 7, false)]).await;
+    assert_eq!(
+        s.credential("cred-1").await.unwrap().unwrap().sign_count,
+        10
+    );
+    // Racers with counters 11..=26 at once: the stored counter ends at the largest.
+    let (winners, losers) = race(&s, |i| {
+        vec![credential_use(
+            "cred-1",
+            11 + i64::try_from(i).unwrap(),
+            false,
+        )]
+    })
+    .await;
+    assert_eq!(winners.len(), RACERS, "{losers:?}");
+    assert_eq!(
+        s.credential("cred-1").await.unwrap().unwrap().sign_count,
+        10 + i64::try_from(RACERS).unwrap()
+    );
+}
+
+/// With `require_advance`, a counter not above the stored one is `CounterRegressed`, and the
+/// change it belongs to is undone; a counterless authenticator (both zero) passes.
+pub async fn counter_regression_refused_at_commit(s: SqlStore) {
+    let u = with_user(&s, 1).await;
+    commit(
+        &s,
+        vec![
+            Write::InsertCredential(credential("cred-1", &u, T0)),
+            Write::InsertCredential(credential("cred-0", &u, T0)),
+        ],
+    )
+    .await;
+    commit(&s, vec![credential_use("cred-0", 0, true)]).await;
+    commit(&s, vec![credential_use("cred-1", 5, true)]).await;
+    for count in [5, 4, 0] {
+        assert_conflict(
+            s.commit(vec![
+                Write::InsertSecret(secret(1, "ses_x")),
+                credential_use("cred-1", count, true),
+            ])
+            .await,
+            Conflict::CounterRegressed,
+        );
+    }
+    assert_eq!(s.secret(&[1; 32]).await.unwrap(), None, "rolled back");
+    assert_eq!(s.credential("cred-1").await.unwrap().unwrap().sign_count, 5);
+    // Racers with the same counter: exactly one wins, the others see the regression.
+    let (winners, losers) = race(&s, |_| vec![credential_use("cred-1", 6, true)]).await;
+    assert_eq!(winners.len(), 1);
+    assert_all(losers, Conflict::CounterRegressed);
+    // A revoked credential is `NotFound`, not a regression.
+    commit(
+        &s,
+        vec![Write::RevokeCredential {
+            credential_id: "cred-1".into(),
+            at: T0 + 9,
+        }],
+    )
+    .await;
+    assert_conflict(
+        s.commit(vec![credential_use("cred-1", 99, true)]).await,
+        Conflict::NotFound,
+    );
+}
+
+/// Preconditions are checked in write order: two completions of one session that carry the
+/// same counter are a lost race on the session (`SessionVersion`), never a regression.
+pub async fn duplicate_completion_is_a_session_conflict(s: SqlStore) {
+    let u = with_user(&s, 1).await;
+    let v0 = session("ses_1", &u, T0);
+    commit(
+        &s,
+        vec![
+            Write::InsertCredential(credential("cred-1", &u, T0)),
+            Write::InsertSession(v0.clone()),
+        ],
+    )
+    .await;
+    let (winners, losers) = race(&s, |_| {
+        vec![
+            Write::UpdateSession {
+                record: passbind_core::model::SessionRecord {
+                    version: v0.version + 1,
+                    ..v0.clone()
+                },
+                expected_version: v0.version,
+            },
+            credential_use("cred-1", 3, true),
+        ]
+    })
+    .await;
+    assert_eq!(winners.len(), 1);
+    assert_all(losers, Conflict::SessionVersion);
+    assert_eq!(s.credential("cred-1").await.unwrap().unwrap().sign_count, 3);
+}
+
+/// Signers racing from the same newest checkpoint: one wins, the others are stale, and the
+/// stored checkpoints increase in size and time.
+pub async fn checkpoint_signers_race(s: SqlStore) {
+    let signer = passbind_audit::CheckpointSigner::from_seed([9; 32]).unwrap();
+    let (winners, losers) = race(&s, |i| {
+        let n = u64::try_from(i).unwrap();
+        // The larger tree carries the earlier time: the order that once broke the log.
+        vec![Write::InsertCheckpoint {
+            checkpoint: signer.sign(10 + n, &[1; 32], 1000 - i64::try_from(i).unwrap()),
+            frontier: vec![],
+            previous_tree_size: 0,
+        }]
+    })
+    .await;
+    assert_eq!(winners.len(), 1);
+    assert_all(losers, Conflict::StaleCheckpoint);
+    let all = s.audit_checkpoints().await.unwrap();
+    assert_eq!(all.len(), 1);
 }
