@@ -8,13 +8,12 @@
 //! only for the end of the transaction. Concurrent replicas therefore get consecutive sequence
 //! numbers in commit order: no gap, no fork.
 
+use crate::db::{args, Exec, Row, Value};
 use crate::error;
 use crate::sql::sql;
 use crate::Backend;
 use passbind_audit::{Actor, AuditEvent, ChainHead, Checkpoint, EventDraft};
 use passbind_core::model::{AuditDraft, Conflict, IdentityProofRecord, StoreError};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
 fn draft(d: &AuditDraft) -> EventDraft {
     EventDraft {
@@ -38,7 +37,7 @@ fn draft(d: &AuditDraft) -> EventDraft {
 /// update, whatever the number of events.
 pub(crate) async fn append_all(
     b: Backend,
-    conn: &mut AnyConnection,
+    conn: &mut dyn Exec,
     drafts: &[&AuditDraft],
 ) -> Result<(), StoreError> {
     if drafts.is_empty() {
@@ -48,16 +47,14 @@ pub(crate) async fn append_all(
         Backend::Sqlite => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
         Backend::Postgres => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE",
     };
-    let row = sqlx::query(head_sql)
-        .fetch_one(&mut *conn)
+    let rows = conn
+        .query(head_sql, args![])
         .await
-        .map_err(|e| error::db(b, "read audit head", e))?;
-    let last_seq: i64 = row
-        .try_get(0)
-        .map_err(|e| error::db(b, "read audit head", e))?;
-    let last_hash: String = row
-        .try_get(1)
-        .map_err(|e| error::db(b, "read audit head", e))?;
+        .map_err(|e| error::db("read audit head", e))?;
+    let bad = || StoreError::Backend("read audit head: no head row".into());
+    let row = rows.first().ok_or_else(bad)?;
+    let last_seq: i64 = row.try_get("last_seq").map_err(|_| bad())?;
+    let last_hash: String = row.try_get("last_hash").map_err(|_| bad())?;
     let mut head = ChainHead {
         last_seq: u64::try_from(last_seq)
             .map_err(|_| StoreError::Backend("audit head: negative sequence".into()))?,
@@ -87,31 +84,32 @@ pub(crate) async fn append_all(
         Backend::Sqlite => text,
         Backend::Postgres => crate::sql::to_postgres(&text),
     };
-    let mut q = sqlx::query(&text);
+    let mut params: Vec<Value<'_>> = Vec::with_capacity(sealed.len() * 7);
     for (seq, event, json) in &sealed {
-        q = q
-            .bind(*seq)
-            .bind(event.time_ms)
-            .bind(event.event_type.as_str())
-            .bind(event.session_id.as_deref())
-            .bind(event.user_ref.as_deref())
-            .bind(event.hash.as_str())
-            .bind(json.as_str());
+        params.extend(args![
+            *seq,
+            event.time_ms,
+            event.event_type.as_str(),
+            event.session_id.as_deref(),
+            event.user_ref.as_deref(),
+            event.hash.as_str(),
+            json.as_str()
+        ]);
     }
-    q.execute(&mut *conn)
+    conn.execute(&text, params)
         .await
-        .map_err(|e| error::db(b, "insert audit events", e))?;
+        .map_err(|e| error::db("insert audit events", e))?;
     let last = i64::try_from(head.last_seq)
         .map_err(|_| StoreError::Backend("audit sequence overflow".into()))?;
-    sqlx::query(sql!(
-        b,
-        "UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = 1"
-    ))
-    .bind(last)
-    .bind(head.last_hash.as_str())
-    .execute(&mut *conn)
+    conn.execute(
+        sql!(
+            b,
+            "UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = 1"
+        ),
+        args![last, head.last_hash.as_str()],
+    )
     .await
-    .map_err(|e| error::db(b, "move audit head", e))?;
+    .map_err(|e| error::db("move audit head", e))?;
     Ok(())
 }
 
@@ -123,7 +121,7 @@ pub(crate) async fn append_all(
 /// the larger tree with the earlier time.
 pub(crate) async fn insert_checkpoint(
     b: Backend,
-    conn: &mut AnyConnection,
+    conn: &mut dyn Exec,
     c: &Checkpoint,
     frontier: &[String],
     previous_tree_size: u64,
@@ -131,24 +129,22 @@ pub(crate) async fn insert_checkpoint(
     let size = i64::try_from(c.tree_size)
         .map_err(|_| StoreError::Backend("checkpoint size overflow".into()))?;
     if b == Backend::Postgres {
-        // Wrapped so that the row holds an integer, not `void`, which the `Any` driver cannot map.
-        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(7020411325040321)) AS signer")
-            .execute(&mut *conn)
+        conn.query("SELECT pg_advisory_xact_lock(7020411325040321)", args![])
             .await
-            .map_err(|e| error::db(b, "lock checkpoint signer", e))?;
+            .map_err(|e| error::db("lock checkpoint signer", e))?;
     }
-    let newest = sqlx::query(
-        "SELECT tree_size, time_ms FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| error::db(b, "read newest checkpoint", e))?;
-    let (newest_size, newest_time) = match newest {
+    let newest = conn
+        .query(
+            "SELECT tree_size, time_ms FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+            args![],
+        )
+        .await
+        .map_err(|e| error::db("read newest checkpoint", e))?;
+    let bad = || StoreError::Backend("read newest checkpoint: unreadable row".into());
+    let (newest_size, newest_time) = match newest.first() {
         Some(row) => (
-            row.try_get::<i64, _>(0)
-                .map_err(|e| error::db(b, "read newest checkpoint", e))?,
-            row.try_get::<i64, _>(1)
-                .map_err(|e| error::db(b, "read newest checkpoint", e))?,
+            row.try_get::<i64>("tree_size").map_err(|_| bad())?,
+            row.try_get::<i64>("time_ms").map_err(|_| bad())?,
         ),
         None => (0, i64::MIN),
     };
@@ -160,21 +156,25 @@ pub(crate) async fn insert_checkpoint(
     }
     let frontier = serde_json::to_string(frontier)
         .map_err(|e| StoreError::Backend(format!("frontier: {e}")))?;
-    let done = sqlx::query(sql!(
-        b,
-        "INSERT INTO audit_checkpoints (tree_size, root_hash, time_ms, key_id, signature, \
-         frontier) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-    ))
-    .bind(size)
-    .bind(c.root_hash.as_str())
-    .bind(c.time_ms)
-    .bind(c.key_id.as_str())
-    .bind(c.signature.as_str())
-    .bind(frontier.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| error::db(b, "insert checkpoint", e))?;
-    if done.rows_affected() == 0 {
+    let done = conn
+        .execute(
+            sql!(
+                b,
+                "INSERT INTO audit_checkpoints (tree_size, root_hash, time_ms, key_id, \
+                 signature, frontier) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            args![
+                size,
+                c.root_hash.as_str(),
+                c.time_ms,
+                c.key_id.as_str(),
+                c.signature.as_str(),
+                frontier.as_str()
+            ],
+        )
+        .await
+        .map_err(|e| error::db("insert checkpoint", e))?;
+    if done == 0 {
         return Err(StoreError::Conflict(Conflict::DuplicateId));
     }
     Ok(())
@@ -182,43 +182,47 @@ pub(crate) async fn insert_checkpoint(
 
 pub(crate) async fn insert_identity_proof(
     b: Backend,
-    conn: &mut AnyConnection,
+    conn: &mut dyn Exec,
     p: &IdentityProofRecord,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(sql!(
-        b,
-        "INSERT INTO identity_proofs (id, session_id, user_id, credential_id, jws, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-    ))
-    .bind(p.id.as_str())
-    .bind(p.session_id.as_str())
-    .bind(p.user_id.as_str())
-    .bind(p.credential_id.as_deref())
-    .bind(p.jws.as_str())
-    .bind(p.created_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| error::db(b, "insert identity proof", e))?;
-    if done.rows_affected() == 0 {
+    let done = conn
+        .execute(
+            sql!(
+                b,
+                "INSERT INTO identity_proofs (id, session_id, user_id, credential_id, jws, \
+                 created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            args![
+                p.id.as_str(),
+                p.session_id.as_str(),
+                p.user_id.as_str(),
+                p.credential_id.as_deref(),
+                p.jws.as_str(),
+                p.created_at
+            ],
+        )
+        .await
+        .map_err(|e| error::db("insert identity proof", e))?;
+    if done == 0 {
         return Err(StoreError::Conflict(Conflict::DuplicateId));
     }
     Ok(())
 }
 
-pub(crate) fn event(row: &AnyRow) -> Result<AuditEvent, StoreError> {
+pub(crate) fn event(row: &Row) -> Result<AuditEvent, StoreError> {
     let text: String = row
-        .try_get("event")
+        .try_get::<String>("event")
         .map_err(|_| StoreError::Backend("audit_events: unreadable event".into()))?;
     serde_json::from_str(&text)
         .map_err(|_| StoreError::Backend("audit_events: corrupt event".into()))
 }
 
-pub(crate) fn hash(row: &AnyRow) -> Result<String, StoreError> {
+pub(crate) fn hash(row: &Row) -> Result<String, StoreError> {
     row.try_get("hash")
         .map_err(|_| StoreError::Backend("audit_events: unreadable hash".into()))
 }
 
-pub(crate) fn checkpoint(row: &AnyRow) -> Result<Checkpoint, StoreError> {
+pub(crate) fn checkpoint(row: &Row) -> Result<Checkpoint, StoreError> {
     let bad = |c: &str| StoreError::Backend(format!("audit_checkpoints: unreadable {c}"));
     let size: i64 = row.try_get("tree_size").map_err(|_| bad("tree_size"))?;
     Ok(Checkpoint {
@@ -230,9 +234,7 @@ pub(crate) fn checkpoint(row: &AnyRow) -> Result<Checkpoint, StoreError> {
     })
 }
 
-pub(crate) fn checkpoint_with_frontier(
-    row: &AnyRow,
-) -> Result<(Checkpoint, Vec<String>), StoreError> {
+pub(crate) fn checkpoint_with_frontier(row: &Row) -> Result<(Checkpoint, Vec<String>), StoreError> {
     let c = checkpoint(row)?;
     let text: String = row
         .try_get("frontier")
@@ -242,7 +244,7 @@ pub(crate) fn checkpoint_with_frontier(
     Ok((c, f))
 }
 
-pub(crate) fn identity_proof(row: &AnyRow) -> Result<IdentityProofRecord, StoreError> {
+pub(crate) fn identity_proof(row: &Row) -> Result<IdentityProofRecord, StoreError> {
     let bad = |c: &str| StoreError::Backend(format!("identity_proofs: unreadable {c}"));
     Ok(IdentityProofRecord {
         id: row.try_get("id").map_err(|_| bad("id"))?,

@@ -2,28 +2,30 @@
 //! WAL mode) and on PostgreSQL (scale-out: any number of replicas share one database and
 //! coordinate through it alone).
 //!
-//! # One implementation over sqlx's `Any` driver
+//! # One store, two engines
 //!
-//! Both backends run the *same* Rust code and the same SQL text through [`sqlx::AnyPool`]. The
-//! alternative, two typed implementations (`SqlitePool`, `PgPool`), would either duplicate every
-//! query and row decoder or hide them behind macros or heavy generic bounds over
-//! `sqlx::Database`; the store's SQL is portable (`INSERT ... ON CONFLICT DO NOTHING`, guarded
-//! `UPDATE`s, plain `SELECT`s), so one implementation is the clearest and least duplicated. What
-//! differs is kept small and explicit:
+//! Both backends run the *same* Rust code and the same SQL text: the statements, their
+//! preconditions, the audit appends and the row decoders are written once against a small
+//! engine-neutral vocabulary ([`db`]: values, rows, "run this statement"). What differs is kept
+//! small and explicit:
+//! - the engine: SQLite through rusqlite, with one writer thread that commits changes in
+//!   groups and read connections used in place ([`db::sqlite`]); PostgreSQL through sqlx's
+//!   typed driver with prepared statements ([`db::postgres`]);
 //! - placeholders: statements are written with `?` and rewritten to `$1, $2, ...` for PostgreSQL
 //!   once per statement ([`sql`]);
 //! - the schema: one migration set per backend (`migrations/sqlite`, `migrations/postgres`) with
 //!   the same tables and column names, differing only in types;
-//! - connection setup: SQLite pragmas, or PostgreSQL's `search_path` ([`connect`]);
-//! - the transaction start: `BEGIN IMMEDIATE` on SQLite, so that concurrent writers queue on the
-//!   busy timeout instead of failing on a read-to-write lock upgrade; plain `BEGIN` (READ
-//!   COMMITTED) on PostgreSQL, where the guarded statements are race-free (see [`writes`]).
+//! - the transaction: on SQLite the writer's group transaction (`BEGIN IMMEDIATE`, a savepoint
+//!   per change); on PostgreSQL a plain `BEGIN` (READ COMMITTED), where the guarded statements
+//!   are race-free (see [`writes`]).
 //!
-//! The price of `Any` is a narrower type vocabulary (integers, text, bytes), which suits the
-//! schema anyway: times are `i64` milliseconds, booleans are the integers 0/1, byte strings are
-//! BLOB/BYTEA, string lists and session data are JSON text.
+//! The vocabulary is narrow on purpose (integers, text, bytes), which suits the schema: times
+//! are `i64` milliseconds, booleans are the integers 0/1, byte strings are BLOB/BYTEA, string
+//! lists and session data are JSON text.
 
 mod audit;
+mod change;
+pub mod db;
 mod error;
 mod management;
 mod rows;
@@ -32,10 +34,11 @@ mod store;
 pub mod testing;
 mod writes;
 
+use db::sqlite::SqliteDb;
+use db::{Row, Value};
 use passbind_core::model::StoreError;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::AnyPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,13 +65,13 @@ impl Backend {
 /// How to connect. `Default` suits a server.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    /// The pool's size. `None`: 8 for a SQLite file (WAL lets readers run beside the one
-    /// writer), 10 for PostgreSQL. An in-memory SQLite database always uses one connection.
+    /// PostgreSQL: the pool's size (default 10). SQLite: the number of read connections beside
+    /// the one writer (default 4). An in-memory SQLite database always uses one connection.
     pub max_connections: Option<u32>,
-    /// How long a caller waits for a free connection before failing.
+    /// PostgreSQL only: how long a caller waits for a free connection before failing.
     pub acquire_timeout: Duration,
-    /// SQLite only: how long a writer waits for the database lock held by another writer
-    /// before its change fails with [`StoreError::Backend`].
+    /// SQLite only: how long the writer waits for the database lock held by another process
+    /// before its changes fail with [`StoreError::Backend`].
     pub busy_timeout: Duration,
     /// PostgreSQL only: the schema to work in (`SET search_path` on every connection). Letters,
     /// digits and `_` only, at most 63 characters. `None`: the server's default.
@@ -86,15 +89,24 @@ impl Default for ConnectOptions {
     }
 }
 
-/// The store: a connection pool on SQLite or PostgreSQL. Cheap to clone (the pool is shared).
-#[derive(Debug, Clone)]
+pub(crate) enum Engine {
+    Sqlite(SqliteDb),
+    Postgres(sqlx::PgPool),
+}
+
+/// The store on SQLite or PostgreSQL. Cheap to clone (the engine is shared).
+#[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer at a time. Writers of this process queue here instead of in
-    /// SQLite's busy handler, whose sleep-and-retry adds milliseconds under contention; other
-    /// processes on the same file still meet the busy timeout.
-    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish()
+    }
 }
 
 impl SqlStore {
@@ -107,37 +119,123 @@ impl SqlStore {
         self.backend
     }
 
-    /// The underlying pool, for tooling and tests that need raw SQL. Changes to Passbind's
-    /// records must go through [`passbind_core::ports::Store::commit`].
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs one statement outside Passbind's change path and returns the rows it changed: for
+    /// tooling and tests that need raw SQL (on SQLite it runs on the writer, between groups).
+    /// Changes to Passbind's records must go through [`passbind_core::ports::Store::commit`].
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        match &*self.engine {
+            Engine::Sqlite(db) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let sql = sql.to_owned();
+                db.send(db::sqlite::Job::Run(Box::new(move |conn| {
+                    let r = db::sqlite::SqliteExec::new(conn).execute_now(&sql, &[]);
+                    let _ = tx.send(r);
+                })))?;
+                rx.await
+                    .map_err(|_| StoreError::Backend("the SQLite writer is gone".into()))?
+                    .map_err(|e| error::db("raw statement", e))
+            }
+            Engine::Postgres(pool) => sqlx::query(sql)
+                .execute(pool)
+                .await
+                .map(|d| d.rows_affected())
+                .map_err(|e| error::db("raw statement", db::postgres::db_error(&e))),
+        }
+    }
+
+    /// Runs one query outside Passbind's read methods (tooling and tests).
+    pub async fn query_raw(&self, sql: &str) -> Result<Vec<Row>, StoreError> {
+        self.rows("raw query", sql, Vec::new()).await
+    }
+
+    /// The rows of a short query: on SQLite run here, on a read connection.
+    pub(crate) async fn rows(
+        &self,
+        context: &'static str,
+        sql: &str,
+        args: Vec<Value<'_>>,
+    ) -> Result<Vec<Row>, StoreError> {
+        match &*self.engine {
+            Engine::Sqlite(db) => db.query(sql, &args),
+            Engine::Postgres(pool) => db::postgres::query(pool, sql, &args).await,
+        }
+        .map_err(|e| error::db(context, e))
+    }
+
+    /// The rows of a query that may read many rows: on SQLite run on the blocking pool, so
+    /// that it does not hold up the tasks of this thread.
+    pub(crate) async fn rows_heavy(
+        &self,
+        context: &'static str,
+        sql: &str,
+        args: Vec<Value<'_>>,
+    ) -> Result<Vec<Row>, StoreError> {
+        match &*self.engine {
+            Engine::Sqlite(_) => {
+                let engine = Arc::clone(&self.engine);
+                let sql = sql.to_owned();
+                let args: Vec<Value<'static>> = args.into_iter().map(Value::into_owned).collect();
+                tokio::task::spawn_blocking(move || match &*engine {
+                    Engine::Sqlite(db) => db.query(&sql, &args),
+                    Engine::Postgres(_) => Err(db::DbError::other("not SQLite")),
+                })
+                .await
+                .map_err(|e| StoreError::Backend(format!("{context}: read task: {e}")))?
+                .map_err(|e| error::db(context, e))
+            }
+            Engine::Postgres(pool) => db::postgres::query(pool, sql, &args)
+                .await
+                .map_err(|e| error::db(context, e)),
+        }
     }
 
     /// Applies the pending versioned migrations of this backend. Idempotent; on PostgreSQL
-    /// concurrent callers (replicas starting together) are serialised by an advisory lock.
+    /// concurrent callers (replicas starting together) are serialised by an advisory lock, on
+    /// SQLite by the writer.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrate: {e}")))
+        match &*self.engine {
+            Engine::Postgres(pool) => POSTGRES_MIGRATIONS
+                .run(pool)
+                .await
+                .map_err(|e| StoreError::Backend(format!("migrate: {e}"))),
+            Engine::Sqlite(db) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                db.send(db::sqlite::Job::Run(Box::new(move |conn| {
+                    let _ = tx.send(db::migrate::run(conn, &SQLITE_MIGRATIONS));
+                })))?;
+                rx.await
+                    .map_err(|_| StoreError::Backend("the SQLite writer is gone".into()))?
+            }
+        }
     }
 
-    /// Closes every connection of the pool (waits for those in use to be returned).
+    /// Closes the store: on PostgreSQL closes the pool (waits for the connections in use to be
+    /// returned); on SQLite waits until every change queued before it is committed.
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &*self.engine {
+            Engine::Postgres(pool) => pool.close().await,
+            Engine::Sqlite(db) => {
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                if db
+                    .send(db::sqlite::Job::Run(Box::new(move |_| drop(tx))))
+                    .is_ok()
+                {
+                    let _ = rx.await;
+                }
+            }
+        }
     }
 }
 
 /// Connects to `sqlite://PATH` (the file is created if missing), `sqlite::memory:`, or
 /// `postgres://...` / `postgresql://...`. Does not migrate: call [`SqlStore::migrate`].
 pub async fn connect(url: &str, opts: ConnectOptions) -> Result<SqlStore, StoreError> {
-    sqlx::any::install_default_drivers();
     if let Some(rest) = url.strip_prefix("sqlite:") {
-        connect_sqlite(url, rest, &opts).await
+        connect_sqlite(rest, &opts).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         connect_postgres(url, &opts).await
     } else {
@@ -149,84 +247,57 @@ pub async fn connect(url: &str, opts: ConnectOptions) -> Result<SqlStore, StoreE
     }
 }
 
-async fn connect_sqlite(
-    url: &str,
-    rest: &str,
-    opts: &ConnectOptions,
-) -> Result<SqlStore, StoreError> {
+async fn connect_sqlite(rest: &str, opts: &ConnectOptions) -> Result<SqlStore, StoreError> {
     let (path, params) = match rest.split_once('?') {
         Some((path, params)) => (path, Some(params)),
         None => (rest, None),
     };
     let path = path.strip_prefix("//").unwrap_or(path);
-    let param = |name: &str| {
-        params
+    let memory = path == ":memory:"
+        || params
             .into_iter()
             .flat_map(|p| p.split('&'))
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-    };
-    let memory = path == ":memory:" || param("mode") == Some("memory");
+            .any(|kv| kv == "mode=memory");
     if path.is_empty() {
         return Err(StoreError::Backend(
             "sqlite URL without a path: use sqlite://PATH or sqlite::memory:".to_owned(),
         ));
     }
-    let url = if memory || param("mode").is_some() {
-        url.to_owned()
-    } else {
-        let sep = if params.is_some() { '&' } else { '?' };
-        format!("{url}{sep}mode=rwc")
+    let settings = db::sqlite::Settings {
+        path: (!memory).then(|| std::path::PathBuf::from(percent_decode(path))),
+        readers: usize::try_from(opts.max_connections.unwrap_or(4)).unwrap_or(4),
+        busy_timeout: opts.busy_timeout,
     };
-    let connect_options =
-        AnyConnectOptions::from_str(&url).map_err(|e| error::db(Backend::Sqlite, "connect", e))?;
-
-    let busy_ms = i64::try_from(opts.busy_timeout.as_millis()).unwrap_or(i64::MAX);
-    let mut pragmas = vec![
-        format!("PRAGMA busy_timeout = {busy_ms}"),
-        "PRAGMA foreign_keys = ON".to_owned(),
-        "PRAGMA synchronous = NORMAL".to_owned(),
-    ];
-    if !memory {
-        pragmas.push("PRAGMA journal_mode = WAL".to_owned());
-    }
-    let pragmas = Arc::new(pragmas);
-
-    let mut pool = AnyPoolOptions::new()
-        .acquire_timeout(opts.acquire_timeout)
-        // A local file: a dead connection is not a thing worth a round trip per acquire.
-        .test_before_acquire(false)
-        .after_connect(move |conn, _meta| {
-            let pragmas = Arc::clone(&pragmas);
-            Box::pin(async move {
-                for pragma in pragmas.iter() {
-                    sqlx::query(pragma)
-                        .persistent(false)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
-            })
-        });
-    pool = if memory {
-        // The in-memory database lives as long as a connection to it: keep exactly one.
-        pool.max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-    } else {
-        pool.max_connections(opts.max_connections.unwrap_or(8).max(1))
-    };
-    // `connect_with` opens a first connection, which switches a new file to WAL before any
-    // other connection exists.
-    let pool = pool
-        .connect_with(connect_options)
+    let db = tokio::task::spawn_blocking(move || SqliteDb::open(&settings))
         .await
-        .map_err(|e| error::db(Backend::Sqlite, "connect", e))?;
+        .map_err(|e| StoreError::Backend(format!("connect: {e}")))?
+        .map_err(|e| error::db("connect", e))?;
     Ok(SqlStore {
-        pool,
         backend: Backend::Sqlite,
-        write_lock: Default::default(),
+        engine: Arc::new(Engine::Sqlite(db)),
     })
+}
+
+/// Decodes `%XX` escapes in the path of a `sqlite://` URL (`%3F` for `?`, `%23` for `#`, ...).
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                let v = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                out.push(u8::try_from(v).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn valid_schema_name(s: &str) -> bool {
@@ -237,8 +308,8 @@ fn valid_schema_name(s: &str) -> bool {
 }
 
 async fn connect_postgres(url: &str, opts: &ConnectOptions) -> Result<SqlStore, StoreError> {
-    let connect_options =
-        AnyConnectOptions::from_str(url).map_err(|e| error::db(Backend::Postgres, "connect", e))?;
+    let connect_options = PgConnectOptions::from_str(url)
+        .map_err(|e| error::db("connect", db::postgres::db_error(&e)))?;
     let set_search_path = match &opts.search_path {
         Some(schema) if !valid_schema_name(schema) => {
             return Err(StoreError::Backend(
@@ -249,9 +320,12 @@ async fn connect_postgres(url: &str, opts: &ConnectOptions) -> Result<SqlStore, 
         Some(schema) => Some(Arc::new(format!("SET search_path TO \"{schema}\""))),
         None => None,
     };
-    let mut pool = AnyPoolOptions::new()
+    let mut pool = PgPoolOptions::new()
         .max_connections(opts.max_connections.unwrap_or(10).max(1))
-        .acquire_timeout(opts.acquire_timeout);
+        .acquire_timeout(opts.acquire_timeout)
+        // No ping on every acquire: a connection the server closed fails one statement, and
+        // the pool replaces it.
+        .test_before_acquire(false);
     if let Some(stmt) = set_search_path {
         pool = pool.after_connect(move |conn, _meta| {
             let stmt = Arc::clone(&stmt);
@@ -267,11 +341,10 @@ async fn connect_postgres(url: &str, opts: &ConnectOptions) -> Result<SqlStore, 
     let pool = pool
         .connect_with(connect_options)
         .await
-        .map_err(|e| error::db(Backend::Postgres, "connect", e))?;
+        .map_err(|e| error::db("connect", db::postgres::db_error(&e)))?;
     Ok(SqlStore {
-        pool,
         backend: Backend::Postgres,
-        write_lock: Default::default(),
+        engine: Arc::new(Engine::Postgres(pool)),
     })
 }
 

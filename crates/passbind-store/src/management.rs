@@ -5,8 +5,10 @@
 //! Dynamic filters are built as text with `?` placeholders and rewritten for PostgreSQL once
 //! per call ([`crate::sql::to_postgres`]); every value is bound, none is spliced in.
 
-use crate::error::{self, corrupt};
+use crate::db::{args, Exec, FromValue, Row, Value};
+use crate::error::corrupt;
 use crate::sql::sql;
+use crate::writes::Stmt;
 use crate::writes::{require, run};
 use crate::{writes, Backend, SqlStore};
 use passbind_core::management::{SessionCount, SessionFilter, UserSummary};
@@ -17,10 +19,6 @@ use passbind_core::operators::{
 };
 use passbind_proto::management::Totals;
 use passbind_proto::session::{Flow, SessionState};
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, AnyConnection, Row};
-
-type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 
 /// The live states, as SQL text (constants: nothing from a request).
 const LIVE_STATES: &str = "('created', 'idv_pending', 'capture_failed', 'idv_passed')";
@@ -32,20 +30,21 @@ fn text_for(b: Backend, text: String) -> String {
     }
 }
 
-fn get<'r, T>(row: &'r AnyRow, table: &'static str, column: &'static str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
-{
-    row.try_get::<T, _>(column)
-        .map_err(|_| corrupt(table, column, "unexpected type or null"))
+fn get<T: FromValue>(
+    row: &Row,
+    table: &'static str,
+    column: &'static str,
+) -> Result<T, StoreError> {
+    row.get::<T>(column)
+        .ok_or_else(|| corrupt(table, column, "unexpected type or null"))
 }
 
-fn count(row: &AnyRow, table: &'static str, column: &'static str) -> Result<u64, StoreError> {
+fn count(row: &Row, table: &'static str, column: &'static str) -> Result<u64, StoreError> {
     let n: i64 = get(row, table, column)?;
     u64::try_from(n).map_err(|_| corrupt(table, column, "negative count"))
 }
 
-fn flag(row: &AnyRow, table: &'static str, column: &'static str) -> Result<bool, StoreError> {
+fn flag(row: &Row, table: &'static str, column: &'static str) -> Result<bool, StoreError> {
     match get::<i64>(row, table, column)? {
         0 => Ok(false),
         1 => Ok(true),
@@ -54,16 +53,21 @@ fn flag(row: &AnyRow, table: &'static str, column: &'static str) -> Result<bool,
 }
 
 impl SqlStore {
-    async fn rows(&self, context: &'static str, q: Query<'_>) -> Result<Vec<AnyRow>, StoreError> {
-        q.fetch_all(&self.pool)
-            .await
-            .map_err(|e| error::db(self.backend, context, e))
+    /// The rows of a dashboard list (may be many: see [`SqlStore::rows_heavy`]).
+    async fn list(
+        &self,
+        context: &'static str,
+        (sql, args): Stmt<'_>,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.rows_heavy(context, sql, args).await
     }
 
-    async fn row(&self, context: &'static str, q: Query<'_>) -> Result<Option<AnyRow>, StoreError> {
-        q.fetch_optional(&self.pool)
-            .await
-            .map_err(|e| error::db(self.backend, context, e))
+    async fn row(
+        &self,
+        context: &'static str,
+        (sql, args): Stmt<'_>,
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.rows(context, sql, args).await?.into_iter().next())
     }
 
     pub(crate) async fn list_sessions_impl(
@@ -96,27 +100,27 @@ impl SqlStore {
         }
         text.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
         let text = text_for(self.backend, text);
-        let mut q = sqlx::query(&text);
+        let mut params: Vec<Value<'_>> = args![];
         if let Some(flow) = f.flow {
-            q = q.bind(flow.as_str());
+            params.push(Value::from(flow.as_str()));
         }
         match f.state {
             None => {}
-            Some(SessionState::Expired) => q = q.bind(f.now),
-            Some(s) if s.is_terminal() => q = q.bind(s.as_str()),
-            Some(s) => q = q.bind(s.as_str()).bind(f.now),
+            Some(SessionState::Expired) => params.push(Value::from(f.now)),
+            Some(s) if s.is_terminal() => params.push(Value::from(s.as_str())),
+            Some(s) => params.extend(args![s.as_str(), f.now]),
         }
         if let Some(v) = f.since {
-            q = q.bind(v);
+            params.push(Value::from(v));
         }
         if let Some(v) = f.until {
-            q = q.bind(v);
+            params.push(Value::from(v));
         }
         if let Some((at, id)) = &f.before {
-            q = q.bind(*at).bind(*at).bind(id.as_str());
+            params.extend(args![*at, *at, id.as_str()]);
         }
-        q = q.bind(i64::from(f.limit));
-        self.rows("list sessions", q)
+        params.push(Value::from(i64::from(f.limit)));
+        self.list("list sessions", (&text, params))
             .await?
             .iter()
             .map(crate::rows::session)
@@ -137,9 +141,10 @@ impl SqlStore {
         }
         // Grouped by position, so that the parameter in the outcome's CASE is not repeated in
         // GROUP BY (PostgreSQL would see two different expressions).
-        let q = sqlx::query(sql!(
-            self.backend,
-            "SELECT created_at - (created_at % ?) AS bucket, flow, \
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT created_at - (created_at % ?) AS bucket, flow, \
              CASE WHEN state = 'completed' THEN 'completed' \
                   WHEN state = 'idv_failed' THEN 'failed' \
                   WHEN state = 'cancelled' THEN 'cancelled' \
@@ -151,12 +156,10 @@ impl SqlStore {
              COUNT(*) AS n \
              FROM sessions WHERE created_at >= ? AND created_at < ? \
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
-        ))
-        .bind(bucket_ms)
-        .bind(now)
-        .bind(since)
-        .bind(until);
-        self.rows("count sessions", q)
+            ),
+            args![bucket_ms, now, since, until],
+        );
+        self.list("count sessions", q)
             .await?
             .iter()
             .map(|r| {
@@ -197,16 +200,16 @@ impl SqlStore {
         }
         text.push_str(" ORDER BY u.external_user_id LIMIT ?");
         let text = text_for(self.backend, text);
-        let mut q = sqlx::query(&text);
+        let mut params: Vec<Value<'_>> = args![];
         if !prefix.is_empty() {
             let len = i64::try_from(prefix.len()).unwrap_or(i64::MAX);
-            q = q.bind(len).bind(prefix);
+            params.extend(args![len, prefix]);
         }
         if let Some(a) = after {
-            q = q.bind(a);
+            params.push(Value::from(a));
         }
-        q = q.bind(i64::from(limit));
-        self.rows("search users", q)
+        params.push(Value::from(i64::from(limit)));
+        self.list("search users", (&text, params))
             .await?
             .iter()
             .map(|r| {
@@ -222,7 +225,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn management_totals_impl(&self) -> Result<Totals, StoreError> {
-        let q = sqlx::query(
+        let q = (
             "SELECT \
              (SELECT COUNT(*) FROM users WHERE erased_at IS NULL) AS users, \
              (SELECT COUNT(*) FROM users WHERE erased_at IS NOT NULL) AS erased_users, \
@@ -231,6 +234,7 @@ impl SqlStore {
              (SELECT COUNT(*) FROM credentials WHERE revoked_at IS NOT NULL) AS revoked, \
              (SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL) AS api_keys, \
              (SELECT COUNT(*) FROM operators WHERE disabled_at IS NULL) AS operators",
+            args![],
         );
         let r = self
             .row("count totals", q)
@@ -247,7 +251,10 @@ impl SqlStore {
     }
 
     pub(crate) async fn operator_count_impl(&self) -> Result<u64, StoreError> {
-        let q = sqlx::query("SELECT COUNT(*) AS n FROM operators WHERE disabled_at IS NULL");
+        let q = (
+            "SELECT COUNT(*) AS n FROM operators WHERE disabled_at IS NULL",
+            args![],
+        );
         let r = self
             .row("count operators", q)
             .await?
@@ -260,20 +267,27 @@ impl SqlStore {
         by_name: bool,
         key: &str,
     ) -> Result<Option<OperatorRecord>, StoreError> {
-        let q = if by_name {
-            sqlx::query(sql!(
-                self.backend,
-                "SELECT id, name, user_handle, created_at, disabled_at FROM operators \
+        let q: Stmt<'_> = if by_name {
+            (
+                sql!(
+                    self.backend,
+                    "SELECT id, name, user_handle, created_at, disabled_at FROM operators \
                  WHERE name = ?"
-            ))
+                ),
+                args![],
+            )
         } else {
-            sqlx::query(sql!(
-                self.backend,
-                "SELECT id, name, user_handle, created_at, disabled_at FROM operators \
+            (
+                sql!(
+                    self.backend,
+                    "SELECT id, name, user_handle, created_at, disabled_at FROM operators \
                  WHERE id = ?"
-            ))
+                ),
+                args![],
+            )
         };
-        self.row("read operator", q.bind(key))
+        let (sql, _) = q;
+        self.row("read operator", (sql, args![key]))
             .await?
             .map(|r| {
                 Ok(OperatorRecord {
@@ -291,13 +305,15 @@ impl SqlStore {
         &self,
         credential_id: &str,
     ) -> Result<Option<OperatorCredentialRecord>, StoreError> {
-        let q = sqlx::query(sql!(
+        let q = (
+            sql!(
             self.backend,
             "SELECT credential_id, operator_id, public_key, sign_count, aaguid, backup_eligible, \
              backed_up, created_at, last_used_at, revoked_at FROM operator_credentials \
              WHERE credential_id = ?"
-        ))
-        .bind(credential_id);
+        ),
+            args![credential_id],
+        );
         const T: &str = "operator_credentials";
         self.row("read operator credential", q)
             .await?
@@ -322,12 +338,14 @@ impl SqlStore {
         &self,
         id_hash: &[u8],
     ) -> Result<Option<OperatorSessionRecord>, StoreError> {
-        let q = sqlx::query(sql!(
+        let q = (
+            sql!(
             self.backend,
             "SELECT id_hash, subject, display_name, method, created_at, expires_at, revoked_at \
              FROM operator_sessions WHERE id_hash = ?"
-        ))
-        .bind(id_hash);
+        ),
+            args![id_hash],
+        );
         const T: &str = "operator_sessions";
         self.row("read operator session", q)
             .await?
@@ -349,12 +367,14 @@ impl SqlStore {
         &self,
         hash: &[u8],
     ) -> Result<Option<SetupTokenRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            "SELECT hash, created_by, created_at, expires_at, consumed_at \
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT hash, created_by, created_at, expires_at, consumed_at \
              FROM operator_setup_tokens WHERE hash = ?"
-        ))
-        .bind(hash);
+            ),
+            args![hash],
+        );
         const T: &str = "operator_setup_tokens";
         self.row("read setup token", q)
             .await?
@@ -374,12 +394,14 @@ impl SqlStore {
         &self,
         id: &str,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            "SELECT id, kind, state, created_at, expires_at, consumed_at \
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT id, kind, state, created_at, expires_at, consumed_at \
              FROM operator_challenges WHERE id = ?"
-        ))
-        .bind(id);
+            ),
+            args![id],
+        );
         const T: &str = "operator_challenges";
         self.row("read operator challenge", q)
             .await?
@@ -414,29 +436,37 @@ impl SqlStore {
 
 pub(crate) async fn apply_operator(
     b: Backend,
-    conn: &mut AnyConnection,
+    conn: &mut dyn Exec,
     w: &OperatorWrite,
 ) -> Result<(), StoreError> {
     use Conflict::*;
     match w {
         OperatorWrite::InsertOperator(o) => {
-            let q = sqlx::query(sql!(
-                b,
-                "INSERT INTO operators (id, name, user_handle, created_at, disabled_at) \
+            let q = (
+                sql!(
+                    b,
+                    "INSERT INTO operators (id, name, user_handle, created_at, disabled_at) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            ))
-            .bind(o.id.as_str())
-            .bind(o.name.as_str())
-            .bind(o.user_handle.as_slice())
-            .bind(o.created_at)
-            .bind(o.disabled_at);
-            if run(b, conn, "insert operator", DuplicateId, q).await? == 0 {
-                let taken = sqlx::query(sql!(b, "SELECT 1 FROM operators WHERE name = ?"))
-                    .bind(o.name.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(|e| error::db(b, "insert operator", e))?;
-                return Err(StoreError::Conflict(if taken.is_some() {
+                ),
+                args![
+                    o.id.as_str(),
+                    o.name.as_str(),
+                    o.user_handle.as_slice(),
+                    o.created_at,
+                    o.disabled_at
+                ],
+            );
+            if run(conn, "insert operator", DuplicateId, q).await? == 0 {
+                let taken = crate::writes::exists(
+                    conn,
+                    "insert operator",
+                    (
+                        sql!(b, "SELECT 1 FROM operators WHERE name = ?"),
+                        args![o.name.as_str()],
+                    ),
+                )
+                .await?;
+                return Err(StoreError::Conflict(if taken {
                     DuplicateUser
                 } else {
                     DuplicateId
@@ -445,31 +475,28 @@ pub(crate) async fn apply_operator(
             Ok(())
         }
         OperatorWrite::InsertCredential(c) => {
-            let q = sqlx::query(sql!(
-                b,
-                "INSERT INTO operator_credentials (credential_id, operator_id, public_key, \
+            let q = (
+                sql!(
+                    b,
+                    "INSERT INTO operator_credentials (credential_id, operator_id, public_key, \
                  sign_count, aaguid, backup_eligible, backed_up, created_at, last_used_at, \
                  revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            ))
-            .bind(c.credential_id.as_str())
-            .bind(c.operator_id.as_str())
-            .bind(c.public_key.as_slice())
-            .bind(c.sign_count)
-            .bind(c.aaguid.as_deref())
-            .bind(crate::rows::flag(c.backup_eligible))
-            .bind(crate::rows::flag(c.backed_up))
-            .bind(c.created_at)
-            .bind(c.last_used_at)
-            .bind(c.revoked_at);
+                ),
+                args![
+                    c.credential_id.as_str(),
+                    c.operator_id.as_str(),
+                    c.public_key.as_slice(),
+                    c.sign_count,
+                    c.aaguid.as_deref(),
+                    crate::rows::flag(c.backup_eligible),
+                    crate::rows::flag(c.backed_up),
+                    c.created_at,
+                    c.last_used_at,
+                    c.revoked_at
+                ],
+            );
             require(
-                run(
-                    b,
-                    conn,
-                    "insert operator credential",
-                    DuplicateCredential,
-                    q,
-                )
-                .await?,
+                run(conn, "insert operator credential", DuplicateCredential, q).await?,
                 DuplicateCredential,
             )
         }
@@ -479,78 +506,91 @@ pub(crate) async fn apply_operator(
             backed_up,
             at,
         } => {
-            let q = sqlx::query(sql!(
+            let q = (
+                sql!(
                 b,
                 "UPDATE operator_credentials SET sign_count = ?, backed_up = ?, last_used_at = ? \
                  WHERE credential_id = ? AND revoked_at IS NULL"
-            ))
-            .bind(*sign_count)
-            .bind(crate::rows::flag(*backed_up))
-            .bind(*at)
-            .bind(credential_id.as_str());
+            ),
+                args![
+                    *sign_count,
+                    crate::rows::flag(*backed_up),
+                    *at,
+                    credential_id.as_str()
+                ],
+            );
             require(
-                run(b, conn, "update operator credential", DuplicateId, q).await?,
+                run(conn, "update operator credential", DuplicateId, q).await?,
                 NotFound,
             )
         }
         OperatorWrite::InsertSession(s) => {
-            let q = sqlx::query(sql!(
-                b,
-                "INSERT INTO operator_sessions (id_hash, subject, display_name, method, \
+            let q = (
+                sql!(
+                    b,
+                    "INSERT INTO operator_sessions (id_hash, subject, display_name, method, \
                  created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT DO NOTHING"
-            ))
-            .bind(s.id_hash.as_slice())
-            .bind(s.subject.as_str())
-            .bind(s.display_name.as_str())
-            .bind(s.method.as_str())
-            .bind(s.created_at)
-            .bind(s.expires_at)
-            .bind(s.revoked_at);
+                ),
+                args![
+                    s.id_hash.as_slice(),
+                    s.subject.as_str(),
+                    s.display_name.as_str(),
+                    s.method.as_str(),
+                    s.created_at,
+                    s.expires_at,
+                    s.revoked_at
+                ],
+            );
             require(
-                run(b, conn, "insert operator session", DuplicateId, q).await?,
+                run(conn, "insert operator session", DuplicateId, q).await?,
                 DuplicateId,
             )
         }
         OperatorWrite::RevokeSession { id_hash, at } => {
-            let q = sqlx::query(sql!(
-                b,
-                "UPDATE operator_sessions SET revoked_at = ? \
+            let q = (
+                sql!(
+                    b,
+                    "UPDATE operator_sessions SET revoked_at = ? \
                  WHERE id_hash = ? AND revoked_at IS NULL"
-            ))
-            .bind(*at)
-            .bind(id_hash.as_slice());
-            run(b, conn, "revoke operator session", DuplicateId, q)
+                ),
+                args![*at, id_hash.as_slice()],
+            );
+            run(conn, "revoke operator session", DuplicateId, q)
                 .await
                 .map(drop)
         }
         OperatorWrite::InsertSetupToken(t) => {
-            let q = sqlx::query(sql!(
-                b,
-                "INSERT INTO operator_setup_tokens (hash, created_by, created_at, expires_at, \
+            let q = (
+                sql!(
+                    b,
+                    "INSERT INTO operator_setup_tokens (hash, created_by, created_at, expires_at, \
                  consumed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            ))
-            .bind(t.hash.as_slice())
-            .bind(t.created_by.as_str())
-            .bind(t.created_at)
-            .bind(t.expires_at)
-            .bind(t.consumed_at);
+                ),
+                args![
+                    t.hash.as_slice(),
+                    t.created_by.as_str(),
+                    t.created_at,
+                    t.expires_at,
+                    t.consumed_at
+                ],
+            );
             require(
-                run(b, conn, "insert setup token", DuplicateId, q).await?,
+                run(conn, "insert setup token", DuplicateId, q).await?,
                 DuplicateId,
             )
         }
         OperatorWrite::ConsumeSetupToken { hash, at } => {
-            let q = sqlx::query(sql!(
-                b,
-                "UPDATE operator_setup_tokens SET consumed_at = ? \
+            let q = (
+                sql!(
+                    b,
+                    "UPDATE operator_setup_tokens SET consumed_at = ? \
                  WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?"
-            ))
-            .bind(*at)
-            .bind(hash.as_slice())
-            .bind(*at);
+                ),
+                args![*at, hash.as_slice(), *at],
+            );
             require(
-                run(b, conn, "consume setup token", DuplicateId, q).await?,
+                run(conn, "consume setup token", DuplicateId, q).await?,
                 NotFound,
             )
         }
@@ -558,42 +598,45 @@ pub(crate) async fn apply_operator(
             // Sign-in ceremonies can be started by anyone: what expired over an hour ago goes,
             // so that the table stays the size of the ceremonies in flight (and this scan
             // stays small).
-            let q = sqlx::query(sql!(
-                b,
-                "DELETE FROM operator_challenges WHERE expires_at < ?"
-            ))
-            .bind(c.created_at.saturating_sub(3_600_000));
-            run(b, conn, "delete expired challenges", DuplicateId, q).await?;
+            let q = (
+                sql!(b, "DELETE FROM operator_challenges WHERE expires_at < ?"),
+                args![c.created_at.saturating_sub(3_600_000)],
+            );
+            run(conn, "delete expired challenges", DuplicateId, q).await?;
             let state = serde_json::to_string(&c.state).map_err(|_| {
                 StoreError::Backend("cannot encode ceremony state as JSON".to_owned())
             })?;
-            let q = sqlx::query(sql!(
-                b,
-                "INSERT INTO operator_challenges (id, kind, state, created_at, expires_at, \
+            let q = (
+                sql!(
+                    b,
+                    "INSERT INTO operator_challenges (id, kind, state, created_at, expires_at, \
                  consumed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            ))
-            .bind(c.id.as_str())
-            .bind(c.kind.as_str())
-            .bind(state)
-            .bind(c.created_at)
-            .bind(c.expires_at)
-            .bind(c.consumed_at);
+                ),
+                args![
+                    c.id.as_str(),
+                    c.kind.as_str(),
+                    state,
+                    c.created_at,
+                    c.expires_at,
+                    c.consumed_at
+                ],
+            );
             require(
-                run(b, conn, "insert operator challenge", DuplicateId, q).await?,
+                run(conn, "insert operator challenge", DuplicateId, q).await?,
                 DuplicateId,
             )
         }
         OperatorWrite::ConsumeChallenge { id, at } => {
-            let q = sqlx::query(sql!(
-                b,
-                "UPDATE operator_challenges SET consumed_at = ? \
+            let q = (
+                sql!(
+                    b,
+                    "UPDATE operator_challenges SET consumed_at = ? \
                  WHERE id = ? AND consumed_at IS NULL AND expires_at > ?"
-            ))
-            .bind(*at)
-            .bind(id.as_str())
-            .bind(*at);
+                ),
+                args![*at, id.as_str(), *at],
+            );
             require(
-                run(b, conn, "consume operator challenge", DuplicateId, q).await?,
+                run(conn, "consume operator challenge", DuplicateId, q).await?,
                 NotFound,
             )
         }

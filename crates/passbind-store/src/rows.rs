@@ -2,13 +2,12 @@
 //! out: an unknown enumeration string, a non-0/1 boolean, malformed JSON or an out-of-range
 //! number becomes [`StoreError::Backend`], never a panic.
 
+use crate::db::{FromValue, Row};
 use crate::error::corrupt;
 use passbind_core::model::{
     ApiKeyRecord, CredentialRecord, EbtRecord, SecretRecord, SessionRecord, StoreError, UserRecord,
 };
 use passbind_proto::session::{Flow, IdvFailureReason, SessionState};
-use sqlx::any::AnyRow;
-use sqlx::{Any, Decode, Row, Type};
 
 /// The columns each record is read from (the decoders below read them by name).
 macro_rules! user_columns {
@@ -50,23 +49,19 @@ pub(crate) use {
 
 /// Typed access to one row of `table`.
 struct Cols<'r> {
-    row: &'r AnyRow,
+    row: &'r Row,
     table: &'static str,
 }
 
 impl<'r> Cols<'r> {
-    fn new(row: &'r AnyRow, table: &'static str) -> Self {
+    fn new(row: &'r Row, table: &'static str) -> Self {
         Self { row, table }
     }
 
-    fn get<T>(&self, column: &'static str) -> Result<T, StoreError>
-    where
-        T: Decode<'r, Any> + Type<Any>,
-    {
-        // The decoder's own message may quote the stored value: it is dropped.
+    fn get<T: FromValue>(&self, column: &'static str) -> Result<T, StoreError> {
         self.row
-            .try_get::<T, _>(column)
-            .map_err(|_| corrupt(self.table, column, "unexpected type or null"))
+            .get::<T>(column)
+            .ok_or_else(|| corrupt(self.table, column, "unexpected type or null"))
     }
 
     fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
@@ -98,7 +93,7 @@ pub(crate) fn json(value: &serde_json::Value) -> Result<String, StoreError> {
         .map_err(|_| StoreError::Backend("cannot encode session data as JSON".to_owned()))
 }
 
-pub(crate) fn user(row: &AnyRow) -> Result<UserRecord, StoreError> {
+pub(crate) fn user(row: &Row) -> Result<UserRecord, StoreError> {
     let c = Cols::new(row, "users");
     Ok(UserRecord {
         id: c.get("id")?,
@@ -109,7 +104,7 @@ pub(crate) fn user(row: &AnyRow) -> Result<UserRecord, StoreError> {
     })
 }
 
-pub(crate) fn ebt(row: &AnyRow) -> Result<EbtRecord, StoreError> {
+pub(crate) fn ebt(row: &Row) -> Result<EbtRecord, StoreError> {
     let c = Cols::new(row, "ebts");
     let key_version: i64 = c.get("key_version")?;
     Ok(EbtRecord {
@@ -122,7 +117,7 @@ pub(crate) fn ebt(row: &AnyRow) -> Result<EbtRecord, StoreError> {
     })
 }
 
-pub(crate) fn credential(row: &AnyRow) -> Result<CredentialRecord, StoreError> {
+pub(crate) fn credential(row: &Row) -> Result<CredentialRecord, StoreError> {
     let c = Cols::new(row, "credentials");
     Ok(CredentialRecord {
         credential_id: c.get("credential_id")?,
@@ -143,7 +138,7 @@ pub(crate) fn credential(row: &AnyRow) -> Result<CredentialRecord, StoreError> {
     })
 }
 
-pub(crate) fn session(row: &AnyRow) -> Result<SessionRecord, StoreError> {
+pub(crate) fn session(row: &Row) -> Result<SessionRecord, StoreError> {
     let c = Cols::new(row, "sessions");
     let flow: String = c.get("flow")?;
     let state: String = c.get("state")?;
@@ -173,7 +168,7 @@ pub(crate) fn session(row: &AnyRow) -> Result<SessionRecord, StoreError> {
     })
 }
 
-pub(crate) fn api_key(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
+pub(crate) fn api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     let c = Cols::new(row, "api_keys");
     Ok(ApiKeyRecord {
         id: c.get("id")?,
@@ -185,7 +180,7 @@ pub(crate) fn api_key(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
     })
 }
 
-pub(crate) fn secret(row: &AnyRow) -> Result<SecretRecord, StoreError> {
+pub(crate) fn secret(row: &Row) -> Result<SecretRecord, StoreError> {
     let c = Cols::new(row, "secrets");
     Ok(SecretRecord {
         hash: c.get("hash")?,
@@ -197,6 +192,6 @@ pub(crate) fn secret(row: &AnyRow) -> Result<SecretRecord, StoreError> {
     })
 }
 
-pub(crate) fn failure_time(row: &AnyRow) -> Result<i64, StoreError> {
+pub(crate) fn failure_time(row: &Row) -> Result<i64, StoreError> {
     Cols::new(row, "failures").get("at")
 }

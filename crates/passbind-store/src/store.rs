@@ -1,46 +1,51 @@
 //! The [`Store`] port on [`SqlStore`].
 
+use crate::db::{args, Row};
 use crate::rows::{
     self, api_key_columns, credential_columns, ebt_columns, secret_columns, session_columns,
     user_columns,
 };
 use crate::sql::sql;
-use crate::{error, writes, Backend, SqlStore};
+use crate::writes::Stmt;
+use crate::{writes, Backend, SqlStore};
 use async_trait::async_trait;
 use passbind_core::model::{
     ApiKeyRecord, AuditQuery, CredentialRecord, EbtRecord, IdentityProofRecord, Millis,
     SecretRecord, SessionRecord, StoreError, UserRecord, Write,
 };
 use passbind_core::ports::{SessionCursor, Store};
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::Any;
-
-type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 
 impl SqlStore {
-    async fn one<T>(
+    /// At most one record from a short query.
+    pub(crate) async fn one<T>(
         &self,
         context: &'static str,
-        q: Query<'_>,
-        decode: fn(&AnyRow) -> Result<T, StoreError>,
+        (sql, args): Stmt<'_>,
+        decode: fn(&Row) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let row = q
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| error::db(self.backend, context, e))?;
-        row.as_ref().map(decode).transpose()
+        let rows = self.rows(context, sql, args).await?;
+        rows.first().map(decode).transpose()
     }
 
-    async fn all<T>(
+    /// Every record of a short query.
+    pub(crate) async fn all<T>(
         &self,
         context: &'static str,
-        q: Query<'_>,
-        decode: fn(&AnyRow) -> Result<T, StoreError>,
+        (sql, args): Stmt<'_>,
+        decode: fn(&Row) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let rows = q
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| error::db(self.backend, context, e))?;
+        let rows = self.rows(context, sql, args).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Every record of a query that may read many rows (see [`SqlStore::rows_heavy`]).
+    pub(crate) async fn all_heavy<T>(
+        &self,
+        context: &'static str,
+        (sql, args): Stmt<'_>,
+        decode: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = self.rows_heavy(context, sql, args).await?;
         rows.iter().map(decode).collect()
     }
 }
@@ -56,11 +61,13 @@ impl Store for SqlStore {
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = ?")
-        ))
-        .bind(id);
+        let q = (
+            sql!(
+                self.backend,
+                concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = ?")
+            ),
+            args![id],
+        );
         self.one("read session", q, rows::session).await
     }
 
@@ -69,16 +76,17 @@ impl Store for SqlStore {
         provider: &str,
         run_id: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!(
-                "SELECT ",
-                session_columns!(),
-                " FROM sessions WHERE idv_provider = ? AND idv_run_id = ?"
-            )
-        ))
-        .bind(provider)
-        .bind(run_id);
+        let q = (
+            sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE idv_provider = ? AND idv_run_id = ?"
+                )
+            ),
+            args![provider, run_id],
+        );
         self.one("read session by idv run", q, rows::session).await
     }
 
@@ -87,16 +95,17 @@ impl Store for SqlStore {
         user_id: &str,
         limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!(
-                "SELECT ",
-                session_columns!(),
-                " FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?"
-            )
-        ))
-        .bind(user_id)
-        .bind(i64::from(limit));
+        let q = (
+            sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?"
+                )
+            ),
+            args![user_id, i64::from(limit)],
+        );
         self.all("read sessions of user", q, rows::session).await
     }
 
@@ -109,47 +118,53 @@ impl Store for SqlStore {
     ) -> Result<Vec<SessionRecord>, StoreError> {
         // The literal state matches the partial index `sessions_awaiting_idv` (0003).
         let q = match after {
-            None => sqlx::query(sql!(
-                self.backend,
-                concat!(
-                    "SELECT ",
-                    session_columns!(),
-                    " FROM sessions WHERE state = 'idv_pending' AND idv_run_id IS NOT NULL \
+            None => (
+                sql!(
+                    self.backend,
+                    concat!(
+                        "SELECT ",
+                        session_columns!(),
+                        " FROM sessions WHERE state = 'idv_pending' AND idv_run_id IS NOT NULL \
                      AND updated_at <= ? AND expires_at > ? \
                      ORDER BY updated_at, id LIMIT ?"
-                )
-            ))
-            .bind(updated_before)
-            .bind(now)
-            .bind(i64::from(limit)),
-            Some(c) => sqlx::query(sql!(
-                self.backend,
-                concat!(
-                    "SELECT ",
-                    session_columns!(),
-                    " FROM sessions WHERE state = 'idv_pending' AND idv_run_id IS NOT NULL \
+                    )
+                ),
+                args![updated_before, now, i64::from(limit)],
+            ),
+            Some(c) => (
+                sql!(
+                    self.backend,
+                    concat!(
+                        "SELECT ",
+                        session_columns!(),
+                        " FROM sessions WHERE state = 'idv_pending' AND idv_run_id IS NOT NULL \
                      AND updated_at <= ? AND expires_at > ? \
                      AND (updated_at > ? OR (updated_at = ? AND id > ?)) \
                      ORDER BY updated_at, id LIMIT ?"
-                )
-            ))
-            .bind(updated_before)
-            .bind(now)
-            .bind(c.updated_at)
-            .bind(c.updated_at)
-            .bind(c.id.as_str())
-            .bind(i64::from(limit)),
+                    )
+                ),
+                args![
+                    updated_before,
+                    now,
+                    c.updated_at,
+                    c.updated_at,
+                    c.id.as_str(),
+                    i64::from(limit)
+                ],
+            ),
         };
         self.all("read sessions awaiting idv", q, rows::session)
             .await
     }
 
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?")
-        ))
-        .bind(id);
+        let q = (
+            sql!(
+                self.backend,
+                concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?")
+            ),
+            args![id],
+        );
         self.one("read user", q, rows::user).await
     }
 
@@ -157,50 +172,58 @@ impl Store for SqlStore {
         &self,
         external_user_id: &str,
     ) -> Result<Option<UserRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM users WHERE external_user_id = ?"
-            )
-        ))
-        .bind(external_user_id);
+        let q = (
+            sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE external_user_id = ?"
+                )
+            ),
+            args![external_user_id],
+        );
         self.one("read user by external id", q, rows::user).await
     }
 
     async fn user_by_handle(&self, user_handle: &[u8]) -> Result<Option<UserRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM users WHERE user_handle = ?"
-            )
-        ))
-        .bind(user_handle);
+        let q = (
+            sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE user_handle = ?"
+                )
+            ),
+            args![user_handle],
+        );
         self.one("read user by handle", q, rows::user).await
     }
 
     async fn ebt(&self, user_id: &str) -> Result<Option<EbtRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!("SELECT ", ebt_columns!(), " FROM ebts WHERE user_id = ?")
-        ))
-        .bind(user_id);
+        let q = (
+            sql!(
+                self.backend,
+                concat!("SELECT ", ebt_columns!(), " FROM ebts WHERE user_id = ?")
+            ),
+            args![user_id],
+        );
         self.one("read ebt", q, rows::ebt).await
     }
 
     async fn ebts_not_under_key(&self, current: u32) -> Result<Vec<EbtRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!(
-                "SELECT ",
-                ebt_columns!(),
-                " FROM ebts WHERE key_version <> ? ORDER BY user_id"
-            )
-        ))
-        .bind(i64::from(current));
+        let q = (
+            sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    ebt_columns!(),
+                    " FROM ebts WHERE key_version <> ? ORDER BY user_id"
+                )
+            ),
+            args![i64::from(current)],
+        );
         self.all("read ebts not under key", q, rows::ebt).await
     }
 
@@ -208,15 +231,17 @@ impl Store for SqlStore {
         &self,
         credential_id: &str,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!(
-                "SELECT ",
-                credential_columns!(),
-                " FROM credentials WHERE credential_id = ?"
-            )
-        ))
-        .bind(credential_id);
+        let q = (
+            sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    " FROM credentials WHERE credential_id = ?"
+                )
+            ),
+            args![credential_id],
+        );
         self.one("read credential", q, rows::credential).await
     }
 
@@ -224,46 +249,55 @@ impl Store for SqlStore {
         &self,
         user_id: &str,
     ) -> Result<Vec<CredentialRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!(
-                "SELECT ",
-                credential_columns!(),
-                " FROM credentials WHERE user_id = ? ORDER BY created_at, credential_id"
-            )
-        ))
-        .bind(user_id);
+        let q = (
+            sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    " FROM credentials WHERE user_id = ? ORDER BY created_at, credential_id"
+                )
+            ),
+            args![user_id],
+        );
         self.all("read credentials of user", q, rows::credential)
             .await
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE id = ?")
-        ))
-        .bind(id);
+        let q = (
+            sql!(
+                self.backend,
+                concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE id = ?")
+            ),
+            args![id],
+        );
         self.one("read api key", q, rows::api_key).await
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!(
-                "SELECT ",
-                api_key_columns!(),
-                " FROM api_keys ORDER BY created_at, id"
-            )
-        ));
+        let q = (
+            sql!(
+                self.backend,
+                concat!(
+                    "SELECT ",
+                    api_key_columns!(),
+                    " FROM api_keys ORDER BY created_at, id"
+                )
+            ),
+            args![],
+        );
         self.all("read api keys", q, rows::api_key).await
     }
 
     async fn secret(&self, hash: &[u8]) -> Result<Option<SecretRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            concat!("SELECT ", secret_columns!(), " FROM secrets WHERE hash = ?")
-        ))
-        .bind(hash);
+        let q = (
+            sql!(
+                self.backend,
+                concat!("SELECT ", secret_columns!(), " FROM secrets WHERE hash = ?")
+            ),
+            args![hash],
+        );
         self.one("read secret", q, rows::secret).await
     }
 
@@ -273,25 +307,28 @@ impl Store for SqlStore {
         kind: &str,
         since: Millis,
     ) -> Result<Vec<Millis>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            "SELECT at FROM failures WHERE user_id = ? AND kind = ? AND at >= ? ORDER BY at"
-        ))
-        .bind(user_id)
-        .bind(kind)
-        .bind(since);
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT at FROM failures WHERE user_id = ? AND kind = ? AND at >= ? ORDER BY at"
+            ),
+            args![user_id, kind, since],
+        );
         self.all("read failures", q, rows::failure_time).await
     }
 
     async fn audit_head(&self) -> Result<(u64, String), StoreError> {
-        let row = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| error::db(self.backend, "read audit head", e))?;
-        let seq: i64 = sqlx::Row::try_get(&row, 0)
-            .map_err(|e| error::db(self.backend, "read audit head", e))?;
-        let hash: String = sqlx::Row::try_get(&row, 1)
-            .map_err(|e| error::db(self.backend, "read audit head", e))?;
+        let rows = self
+            .rows(
+                "read audit head",
+                "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+                args![],
+            )
+            .await?;
+        let bad = || StoreError::Backend("read audit head: no head row".into());
+        let row = rows.first().ok_or_else(bad)?;
+        let seq: i64 = row.try_get("last_seq").map_err(|_| bad())?;
+        let hash: String = row.try_get("last_hash").map_err(|_| bad())?;
         Ok((
             u64::try_from(seq).map_err(|_| StoreError::Backend("audit head".into()))?,
             hash,
@@ -331,42 +368,47 @@ impl Store for SqlStore {
             Backend::Postgres => crate::sql::to_postgres(&text),
         };
         let seq = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let mut q = sqlx::query(&text);
+        let mut params = args![];
         if let Some(v) = &query.session_id {
-            q = q.bind(v.as_str());
+            params.push(v.as_str().into());
         }
         if let Some(v) = &query.event_type {
-            q = q.bind(v.as_str());
+            params.push(v.as_str().into());
         }
         if let Some(v) = query.since_ms {
-            q = q.bind(v);
+            params.push(v.into());
         }
         if let Some(v) = query.until_ms {
-            q = q.bind(v);
+            params.push(v.into());
         }
         if let Some(v) = query.before_seq {
-            q = q.bind(seq(v));
+            params.push(seq(v).into());
         }
         if let Some(v) = query.after_seq {
-            q = q.bind(seq(v));
+            params.push(seq(v).into());
         }
-        q = q.bind(i64::from(query.limit.clamp(1, 10_000)));
-        self.all("read audit events", q, crate::audit::event).await
+        params.push(i64::from(query.limit.clamp(1, 10_000)).into());
+        self.all_heavy("read audit events", (&text, params), crate::audit::event)
+            .await
     }
 
     async fn audit_hashes(&self, upto: u64) -> Result<Vec<String>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            "SELECT hash FROM audit_events WHERE seq <= ? ORDER BY seq"
-        ))
-        .bind(i64::try_from(upto).unwrap_or(i64::MAX));
-        self.all("read audit hashes", q, crate::audit::hash).await
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT hash FROM audit_events WHERE seq <= ? ORDER BY seq"
+            ),
+            args![i64::try_from(upto).unwrap_or(i64::MAX)],
+        );
+        self.all_heavy("read audit hashes", q, crate::audit::hash)
+            .await
     }
 
     async fn audit_checkpoints(&self) -> Result<Vec<passbind_audit::Checkpoint>, StoreError> {
-        let q = sqlx::query(
+        let q = (
             "SELECT tree_size, root_hash, time_ms, key_id, signature FROM audit_checkpoints \
              ORDER BY tree_size",
+            args![],
         );
         self.all("read checkpoints", q, crate::audit::checkpoint)
             .await
@@ -375,9 +417,10 @@ impl Store for SqlStore {
     async fn latest_audit_checkpoint(
         &self,
     ) -> Result<Option<(passbind_audit::Checkpoint, Vec<String>)>, StoreError> {
-        let q = sqlx::query(
+        let q = (
             "SELECT tree_size, root_hash, time_ms, key_id, signature, frontier \
              FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+            args![],
         );
         self.one(
             "read latest checkpoint",
@@ -391,12 +434,14 @@ impl Store for SqlStore {
         &self,
         credential_id: &str,
     ) -> Result<Vec<IdentityProofRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            "SELECT id, session_id, user_id, credential_id, jws, created_at \
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT id, session_id, user_id, credential_id, jws, created_at \
              FROM identity_proofs WHERE credential_id = ? ORDER BY created_at, id"
-        ))
-        .bind(credential_id);
+            ),
+            args![credential_id],
+        );
         self.all("read identity proofs", q, crate::audit::identity_proof)
             .await
     }
@@ -405,22 +450,20 @@ impl Store for SqlStore {
         &self,
         session_id: &str,
     ) -> Result<Vec<IdentityProofRecord>, StoreError> {
-        let q = sqlx::query(sql!(
-            self.backend,
-            "SELECT id, session_id, user_id, credential_id, jws, created_at \
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT id, session_id, user_id, credential_id, jws, created_at \
              FROM identity_proofs WHERE session_id = ? ORDER BY created_at, id"
-        ))
-        .bind(session_id);
+            ),
+            args![session_id],
+        );
         self.all("read identity proofs", q, crate::audit::identity_proof)
             .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(|e| error::db(self.backend, "ping", e))
+        self.rows("ping", "SELECT 1", args![]).await.map(drop)
     }
 
     // ---- management dashboard: see `management.rs` ----------------------------------------
@@ -508,79 +551,4 @@ impl Store for SqlStore {
     ) -> Result<Option<passbind_core::operators::ChallengeRecord>, StoreError> {
         self.operator_challenge_impl(id).await
     }
-}
-
-impl SqlStore {
-    /// Runs one change (operator writes first, then the writes, then their audit events) in
-    /// one transaction.
-    ///
-    /// A change holds a writer lock (SQLite's one writer; PostgreSQL's audit chain head) from
-    /// its first write to its commit, so that time bounds the write rate. Each statement is a
-    /// round trip (to SQLite's worker thread, to the PostgreSQL server); driven from a
-    /// dedicated blocking thread, the change never waits in the async runtime's run queue
-    /// between its statements while it holds the lock.
-    pub(crate) async fn run_change(
-        &self,
-        ops: Vec<passbind_core::operators::OperatorWrite>,
-        writes: Vec<Write>,
-    ) -> Result<(), StoreError> {
-        let pool = self.pool.clone();
-        let backend = self.backend;
-        let lock = (backend == Backend::Sqlite).then(|| self.write_lock.clone());
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            runtime.block_on(async move {
-                let _writer = match &lock {
-                    Some(l) => Some(l.lock().await),
-                    None => None,
-                };
-                apply_change(pool, backend, ops, writes).await
-            })
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("commit task: {e}")))?
-    }
-}
-
-/// Applies one change in one transaction: every write with its precondition, then the audit
-/// events (they take the chain-head lock, which is then held only until the commit).
-async fn apply_change(
-    pool: sqlx::AnyPool,
-    b: Backend,
-    ops: Vec<passbind_core::operators::OperatorWrite>,
-    writes: Vec<Write>,
-) -> Result<(), StoreError> {
-    let begun = match b {
-        // A deferred transaction that reads first and writes later can fail at once with
-        // SQLITE_BUSY when another writer got in between; an immediate one waits instead.
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => pool.begin().await,
-    };
-    let mut tx = begun.map_err(|e| error::db(b, "begin transaction", e))?;
-    for op in &ops {
-        if let Err(e) = crate::management::apply_operator(b, &mut tx, op).await {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
-    }
-    let mut audit = Vec::new();
-    for w in &writes {
-        if let Write::AppendAudit(d) = w {
-            audit.push(d);
-            continue;
-        }
-        if let Err(e) = writes::apply(b, &mut tx, w).await {
-            // Nothing of the change stays. Should the rollback itself fail, the connection
-            // is not reused in a transaction: sqlx rolls back when the transaction drops.
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
-    }
-    if let Err(e) = crate::audit::append_all(b, &mut tx, &audit).await {
-        let _ = tx.rollback().await;
-        return Err(e);
-    }
-    tx.commit()
-        .await
-        .map_err(|e| error::db(b, "commit transaction", e))
 }

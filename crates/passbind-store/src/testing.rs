@@ -13,7 +13,6 @@
 #![allow(clippy::panic)]
 
 use crate::{connect, ConnectOptions, SqlStore};
-use sqlx::Row;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The environment variable naming the PostgreSQL server for tests.
@@ -90,8 +89,8 @@ async fn fresh_postgres_in(url: &str, source: &str) -> SqlStore {
     drop_old_schemas(&admin, now).await;
     let random = uuid::Uuid::new_v4().simple().to_string();
     let schema = format!("{SCHEMA_PREFIX}{now}_{}", &random[..16]);
-    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
-        .execute(admin.pool())
+    admin
+        .execute_raw(&format!("CREATE SCHEMA \"{schema}\""))
         .await
         .unwrap_or_else(|e| unreachable(&e));
     admin.close().await;
@@ -115,16 +114,14 @@ async fn fresh_postgres_in(url: &str, source: &str) -> SqlStore {
 
 /// Best effort: removes the test schemas created more than an hour ago.
 async fn drop_old_schemas(admin: &SqlStore, now: u64) {
-    let Ok(rows) = sqlx::query(
-        "SELECT nspname::text AS name FROM pg_namespace WHERE nspname LIKE 'pbtest\\_%'",
-    )
-    .fetch_all(admin.pool())
-    .await
+    let Ok(rows) = admin
+        .query_raw("SELECT nspname::text AS name FROM pg_namespace WHERE nspname LIKE 'pbtest\\_%'")
+        .await
     else {
         return;
     };
     for row in rows {
-        let Ok(name) = row.try_get::<String, _>("name") else {
+        let Some(name) = row.text(0) else {
             continue;
         };
         let created = name
@@ -135,8 +132,8 @@ async fn drop_old_schemas(admin: &SqlStore, now: u64) {
         if let Some(created) = created {
             if is_ours && now.saturating_sub(created) > SCHEMA_MAX_AGE_SECS {
                 // Another test process may drop it at the same moment: errors are ignored.
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                    .execute(admin.pool())
+                let _ = admin
+                    .execute_raw(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
                     .await;
             }
         }

@@ -104,6 +104,7 @@ on_both_backends!(
     counter_kept_at_maximum,
     counter_regression_refused_at_commit,
     duplicate_completion_is_a_session_conflict,
+    group_commit_isolates_failed_changes,
     insert_secret_duplicate,
     consume_secret,
     consume_secret_absent_or_consumed,

@@ -123,11 +123,7 @@ impl TestApp {
                 &owned
             }
         };
-        sqlx::query(statement)
-            .execute(store.pool())
-            .await
-            .unwrap()
-            .rows_affected()
+        store.execute_raw(statement).await.unwrap()
     }
 
     /// The WebAuthn origin the server accepts by default.

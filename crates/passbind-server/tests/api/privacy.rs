@@ -226,9 +226,11 @@ async fn no_personal_data_in_a_postgres_dump_or_the_logs() {
     let app = TestApp::postgres().await;
     let (planted, numbers) = run_all_flows(&app).await;
     let store = app.shared_store.as_ref().unwrap();
-    let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
-        .fetch_one(store.pool())
+    let schema: String = store
+        .query_raw("SELECT current_schema()::text")
         .await
+        .unwrap()[0]
+        .text(0)
         .unwrap();
     let url = std::env::var("PASSBIND_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());

@@ -21,7 +21,7 @@ async fn with_user(s: &SqlStore, n: u32) -> passbind_core::model::UserRecord {
 
 /// Raw SQL without parameters (the same text runs on both backends).
 async fn raw(s: &SqlStore, sql: &str) {
-    sqlx::query(sql).execute(s.pool()).await.expect(sql);
+    s.execute_raw(sql).await.expect(sql);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1942,4 +1942,39 @@ pub async fn checkpoint_signers_race(s: SqlStore) {
     assert_all(losers, Conflict::StaleCheckpoint);
     let all = s.audit_checkpoints().await.unwrap();
     assert_eq!(all.len(), 1);
+}
+
+/// Many changes at once (on SQLite the writer commits them in groups): the ones whose
+/// precondition fails are undone alone, every other one is committed and heard as such.
+pub async fn group_commit_isolates_failed_changes(s: SqlStore) {
+    let u = with_user(&s, 1).await;
+    let v1 = session("ses_1", &u, T0);
+    commit(&s, vec![Write::InsertSession(v1.clone())]).await;
+    let (winners, losers) = race(&s, |i| {
+        let mut writes = vec![Write::InsertSecret(secret(
+            u8::try_from(i).unwrap(),
+            "ses_1",
+        ))];
+        if i % 2 == 1 {
+            // A stale session version: this change fails, and only this one.
+            writes.push(Write::UpdateSession {
+                record: SessionRecord {
+                    version: v1.version + 100,
+                    ..v1.clone()
+                },
+                expected_version: v1.version + 99,
+            });
+        }
+        writes
+    })
+    .await;
+    assert_eq!(winners.len(), RACERS / 2, "{losers:?}");
+    assert!(winners.iter().all(|i| i % 2 == 0));
+    for l in losers {
+        assert_conflict(l, Conflict::SessionVersion);
+    }
+    for i in 0..RACERS {
+        let stored = s.secret(&[u8::try_from(i).unwrap(); 32]).await.unwrap();
+        assert_eq!(stored.is_some(), i % 2 == 0, "secret {i}");
+    }
 }

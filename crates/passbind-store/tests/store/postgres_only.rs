@@ -5,7 +5,6 @@ use passbind_core::model::{Conflict, Write};
 use passbind_core::ports::Store;
 use passbind_store::testing::{fresh_postgres, fresh_postgres_at, DATABASE_URL_ENV};
 use passbind_store::{connect, ConnectOptions, SqlStore};
-use sqlx::Row;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
@@ -15,11 +14,8 @@ fn server_url() -> String {
 }
 
 async fn current_schema(s: &SqlStore) -> String {
-    sqlx::query("SELECT current_schema()::text")
-        .fetch_one(s.pool())
-        .await
-        .unwrap()
-        .try_get::<String, _>(0)
+    s.query_raw("SELECT current_schema()::text").await.unwrap()[0]
+        .text(0)
         .unwrap()
 }
 

@@ -6,7 +6,6 @@ use passbind_core::model::{Conflict, StoreError, Write};
 use passbind_core::ports::Store;
 use passbind_store::testing::fresh_sqlite;
 use passbind_store::{connect, ConnectOptions, SqlStore};
-use sqlx::Row;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Barrier;
@@ -16,13 +15,18 @@ fn url_of(dir: &tempfile::TempDir) -> String {
 }
 
 async fn pragma_text(s: &SqlStore, pragma: &str) -> String {
-    let row = sqlx::query(pragma).fetch_one(s.pool()).await.unwrap();
-    row.try_get::<String, _>(0).unwrap()
+    s.query_raw(pragma).await.unwrap()[0].text(0).unwrap()
 }
 
 async fn pragma_int(s: &SqlStore, pragma: &str) -> i64 {
-    let row = sqlx::query(pragma).fetch_one(s.pool()).await.unwrap();
-    row.try_get::<i64, _>(0).unwrap()
+    s.query_raw(pragma).await.unwrap()[0].int(0).unwrap()
+}
+
+/// Another process's writer: a connection of its own that holds the write lock.
+fn hold_write_lock(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(dir.path().join("passbind.db")).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    c
 }
 
 #[tokio::test]
@@ -92,7 +96,7 @@ async fn a_writer_waits_for_the_lock_then_fails_as_backend_error() {
     .unwrap();
 
     // Another writer holds the write lock.
-    let held = s.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let held = hold_write_lock(&dir);
     let started = Instant::now();
     let result = impatient
         .commit(vec![Write::InsertApiKey(api_key("key_1", T0))])
@@ -102,7 +106,7 @@ async fn a_writer_waits_for_the_lock_then_fails_as_backend_error() {
     assert!(started.elapsed() >= Duration::from_millis(250), "it waited");
 
     // Once the lock is released, the same change goes through.
-    held.rollback().await.unwrap();
+    held.execute_batch("ROLLBACK").unwrap();
     impatient
         .commit(vec![Write::InsertApiKey(api_key("key_1", T0))])
         .await
@@ -112,8 +116,8 @@ async fn a_writer_waits_for_the_lock_then_fails_as_backend_error() {
 
 #[tokio::test]
 async fn a_writer_waits_for_a_short_lock_and_succeeds() {
-    let (s, _dir) = fresh_sqlite().await;
-    let held = s.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let (s, dir) = fresh_sqlite().await;
+    let held = hold_write_lock(&dir);
     let writer = {
         let s = s.clone();
         tokio::spawn(async move {
@@ -122,7 +126,7 @@ async fn a_writer_waits_for_a_short_lock_and_succeeds() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    held.commit().await.unwrap();
+    held.execute_batch("COMMIT").unwrap();
     writer.await.unwrap().unwrap();
     assert!(s.api_key("key_1").await.unwrap().is_some());
 }
@@ -218,4 +222,38 @@ async fn unsupported_urls_are_refused_without_quoting_them() {
         assert!(!msg.contains("hunter2"), "{msg}");
     }
     assert_backend(connect("sqlite://", ConnectOptions::default()).await);
+}
+
+/// When a group cannot commit (here another process holds the lock past the busy timeout),
+/// every change of it fails, and none is stored: no caller hears success for a change that
+/// was not committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_cannot_commit_fails_every_change() {
+    let (s, dir) = fresh_sqlite().await;
+    let impatient = connect(
+        &url_of(&dir),
+        ConnectOptions {
+            busy_timeout: Duration::from_millis(200),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let held = hold_write_lock(&dir);
+    let results = futures::future::join_all((0..16u8).map(|i| {
+        let impatient = impatient.clone();
+        async move {
+            impatient
+                .commit(vec![Write::InsertSecret(secret(i, "ses_1"))])
+                .await
+        }
+    }))
+    .await;
+    for r in results {
+        assert_backend(r);
+    }
+    held.execute_batch("ROLLBACK").unwrap();
+    for i in 0..16u8 {
+        assert_eq!(s.secret(&[i; 32]).await.unwrap(), None);
+    }
 }
