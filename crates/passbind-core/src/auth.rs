@@ -85,6 +85,44 @@ pub fn check(record: &ApiKeyRecord, secret: &[u8]) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// API keys recently read from the store, so that a request does not read its key again.
+///
+/// An entry is trusted for the engine's `api_key_cache_ms` after it was read (default 1 s),
+/// then read again. A key revoked through this engine is forgotten at once; a key revoked
+/// through another replica is refused here at the latest that long after the revocation
+/// committed. Only keys that exist are kept (an unknown id is read every time, so random ids
+/// cannot fill the cache), and at most [`ApiKeyCache::CAPACITY`] of them.
+#[derive(Debug, Default)]
+pub struct ApiKeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (ApiKeyRecord, Millis)>>,
+}
+
+impl ApiKeyCache {
+    pub const CAPACITY: usize = 4096;
+
+    /// The key `id` if it was read less than `ttl_ms` before `now`.
+    pub fn get(&self, id: &str, now: Millis, ttl_ms: i64) -> Option<ApiKeyRecord> {
+        let entries = self.entries.lock().ok()?;
+        let (record, read_at) = entries.get(id)?;
+        (now >= *read_at && now - *read_at < ttl_ms).then(|| record.clone())
+    }
+
+    pub fn put(&self, record: &ApiKeyRecord, now: Millis) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY && !entries.contains_key(&record.id) {
+                entries.clear();
+            }
+            entries.insert(record.id.clone(), (record.clone(), now));
+        }
+    }
+
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -118,5 +156,21 @@ mod tests {
         }
         assert!(new_api_key(&rng, "x", &["root".into()], 1).is_err());
         assert!(new_api_key(&rng, "", &["flows".into()], 1).is_err());
+    }
+
+    #[test]
+    fn cached_keys_expire_and_are_forgotten() {
+        let rng = CountingRng(AtomicU64::new(7));
+        let k = new_api_key(&rng, "backend", &["flows".into()], 1).unwrap();
+        let cache = ApiKeyCache::default();
+        assert!(cache.get(&k.record.id, 1000, 1000).is_none());
+        cache.put(&k.record, 1000);
+        assert_eq!(cache.get(&k.record.id, 1999, 1000), Some(k.record.clone()));
+        // Expired, from the future (a clock step back), disabled, forgotten: read again.
+        assert!(cache.get(&k.record.id, 2000, 1000).is_none());
+        assert!(cache.get(&k.record.id, 999, 1000).is_none());
+        assert!(cache.get(&k.record.id, 1000, 0).is_none());
+        cache.forget(&k.record.id);
+        assert!(cache.get(&k.record.id, 1001, 1000).is_none());
     }
 }

@@ -58,6 +58,10 @@ pub struct EngineConfig {
     pub reject_counter_regression: bool,
     /// When audit checkpoints are signed.
     pub audit: crate::audit::AuditConfig,
+    /// How long an API key read from the store is trusted without reading it again, in
+    /// milliseconds (0: read it on every request). A revocation through this engine takes
+    /// effect at once; one through another replica within this bound.
+    pub api_key_cache_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -76,6 +80,7 @@ impl Default for EngineConfig {
             revoke_on_recovery: true,
             reject_counter_regression: false,
             audit: crate::audit::AuditConfig::default(),
+            api_key_cache_ms: 1000,
         }
     }
 }
@@ -88,6 +93,7 @@ pub struct Engine {
     pub(crate) rp: RpMode,
     pub(crate) keys: Keys,
     pub(crate) config: EngineConfig,
+    pub(crate) api_keys: crate::auth::ApiKeyCache,
 }
 
 impl Engine {
@@ -112,6 +118,7 @@ impl Engine {
             rp,
             keys,
             config,
+            api_keys: crate::auth::ApiKeyCache::default(),
         })
     }
 
@@ -194,7 +201,10 @@ impl Engine {
     }
 
     async fn revoke_api_key_inner(&self, actor: &Actor, id: &str) -> Result<(), CoreError> {
-        match self
+        // Forgotten before and after the commit: no request of this replica that starts after
+        // the revocation is answered uses the key read before it.
+        self.api_keys.forget(id);
+        let r = match self
             .commit(
                 actor,
                 vec![Write::RevokeApiKey {
@@ -208,18 +218,32 @@ impl Engine {
                 "id",
                 "no active API key with this id",
             )),
-            other => Ok(other?),
-        }
+            other => other.map_err(CoreError::from),
+        };
+        self.api_keys.forget(id);
+        r
     }
 
-    /// Resolves a bearer token to its key record, or `Unauthorized`.
+    /// Resolves a bearer token to its key record, or `Unauthorized`. A key read from the store
+    /// is kept for `api_key_cache_ms` (see [`crate::auth::ApiKeyCache`]); the secret is checked
+    /// against it on every request.
     pub async fn authenticate_api_key(&self, token: &str) -> Result<ApiKeyRecord, CoreError> {
         let (id, secret) = auth::parse_token(token).ok_or(CoreError::Unauthorized)?;
-        let record = self
-            .store
-            .api_key(id)
-            .await?
-            .ok_or(CoreError::Unauthorized)?;
+        let now = self.now();
+        let record = match self.api_keys.get(id, now, self.config.api_key_cache_ms) {
+            Some(r) => r,
+            None => {
+                let r = self
+                    .store
+                    .api_key(id)
+                    .await?
+                    .ok_or(CoreError::Unauthorized)?;
+                if self.config.api_key_cache_ms > 0 {
+                    self.api_keys.put(&r, now);
+                }
+                r
+            }
+        };
         auth::check(&record, &secret)?;
         Ok(record)
     }

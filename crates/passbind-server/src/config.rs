@@ -238,6 +238,12 @@ pub struct Settings {
     #[arg(long, env = "PASSBIND_AUDIT_CHECKPOINT_SECONDS", default_value_t = 60)]
     pub audit_checkpoint_seconds: u64,
 
+    /// How long an API key read from the database is trusted before it is read again, in
+    /// milliseconds (0: read it on every request). A key revoked on this replica is refused at
+    /// once; on another replica, at the latest this long after the revocation.
+    #[arg(long, env = "PASSBIND_API_KEY_CACHE_MS", default_value_t = 1000)]
+    pub api_key_cache_ms: u64,
+
     /// Default session time to live, seconds.
     #[arg(long, env = "PASSBIND_SESSION_TTL_SECONDS", default_value_t = 900)]
     pub session_ttl_seconds: u64,
@@ -407,6 +413,7 @@ impl Settings {
             audit_signing_key: None,
             audit_checkpoint_events: 1000,
             audit_checkpoint_seconds: 60,
+            api_key_cache_ms: 1000,
             session_ttl_seconds: 900,
             session_ttl_min_seconds: 1,
             session_ttl_max_seconds: 3600,

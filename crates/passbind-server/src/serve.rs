@@ -452,6 +452,7 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
                     )
                     .unwrap_or(i64::MAX),
                 },
+                api_key_cache_ms: i64::try_from(settings.api_key_cache_ms).unwrap_or(i64::MAX),
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?,

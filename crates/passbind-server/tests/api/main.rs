@@ -1,6 +1,7 @@
 //! The server over real HTTP on a real socket, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_keys;
 mod audit;
 mod authentication;
 mod browser;
