@@ -38,6 +38,14 @@ pub struct ExportHeader {
     pub public_key: String,
     /// When the export was written, Unix milliseconds.
     pub exported_at_ms: i64,
+    /// Events accepted but not yet integrated into the log at that moment (they get their
+    /// sequence numbers shortly after; see the server's audit sequencer). Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending_events: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An event or a checkpoint line.
@@ -114,6 +122,18 @@ pub fn write_export(
     public_key: &[u8; 32],
     now_ms: i64,
 ) -> Result<String, ExportError> {
+    write_export_with_pending(events, checkpoints, public_key, now_ms, 0)
+}
+
+/// [`write_export`], saying in the header that `pending_events` events were accepted but not
+/// yet integrated (the verifier reports them as pending, never as missing).
+pub fn write_export_with_pending(
+    events: &[AuditEvent],
+    checkpoints: &[Checkpoint],
+    public_key: &[u8; 32],
+    now_ms: i64,
+    pending_events: u64,
+) -> Result<String, ExportError> {
     let mut by_size: BTreeMap<u64, Vec<&Checkpoint>> = BTreeMap::new();
     for cp in checkpoints {
         by_size.entry(cp.tree_size).or_default().push(cp);
@@ -125,6 +145,7 @@ pub fn write_export(
         format: EXPORT_FORMAT.to_owned(),
         public_key: encode_public_key(public_key),
         exported_at_ms: now_ms,
+        pending_events,
     };
     let mut lines: Vec<String> = Vec::with_capacity(events.len() + checkpoints.len() + 1);
     lines.push(line_of("header", &header, 1)?);

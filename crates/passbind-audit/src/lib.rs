@@ -38,7 +38,8 @@ pub mod verify;
 pub use checkpoint::{Checkpoint, CheckpointPolicy, CheckpointSigner};
 pub use event::{Actor, AuditEvent, ChainHead, EventDraft, GENESIS_PREV_HASH};
 pub use export::{
-    parse_export, write_export, Export, ExportEntry, ExportError, ExportHeader, Record,
+    parse_export, write_export, write_export_with_pending, Export, ExportEntry, ExportError,
+    ExportHeader, Record,
 };
 pub use identity::{
     normalise, proof_hash, sign_identity_proof, verify_identity_proof, IdentityProofClaims,

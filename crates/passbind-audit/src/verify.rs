@@ -117,6 +117,11 @@ pub struct Report {
     /// export truncated below it reports [`BreakKind::Truncated`], and one rewritten under it
     /// reports [`BreakKind::CheckpointMismatch`].
     pub unanchored_tail: u64,
+    /// Events the server had accepted but not yet integrated into the log when it wrote the
+    /// export (from the header). They are not in the export and not covered by it: pending,
+    /// not missing; the next export holds them.
+    #[serde(default)]
+    pub pending_events: u64,
     /// `None` when everything verified.
     pub first_break: Option<Break>,
 }
@@ -143,7 +148,7 @@ pub fn verify(export: &Export, trusted_public_key: &[u8; 32]) -> Report {
 /// Verify a parsed export, with options.
 pub fn verify_with(export: &Export, trusted_public_key: &[u8; 32], opts: &VerifyOptions) -> Report {
     let header = if export.header.format == EXPORT_FORMAT {
-        Ok(())
+        Ok(export.header.pending_events)
     } else {
         Err(format!("unsupported format {:?}", export.header.format))
     };
@@ -170,7 +175,7 @@ pub fn verify_text_with(text: &str, trusted_public_key: &[u8; 32], opts: &Verify
         let p = parse_line(t);
         if line == 1 {
             header = match p {
-                Ok(Line::Header(_)) => Ok(()),
+                Ok(Line::Header(h)) => Ok(h.pending_events),
                 Ok(Line::Record(_)) => Err("line 1 is not the header".to_owned()),
                 Err(e) => Err(format!("line 1 is not a valid header: {e}")),
             };
@@ -225,7 +230,7 @@ fn short(h: &Hash) -> String {
 }
 
 fn run(
-    header: Result<(), String>,
+    header: Result<u64, String>,
     items: &[(usize, Result<&Record, String>)],
     key: &[u8; 32],
     opts: &VerifyOptions,
@@ -243,6 +248,7 @@ fn run(
         pending: VecDeque::new(),
     };
     let mut witnessed_verified = 0;
+    let pending_events = header.as_ref().map(|p| *p).unwrap_or(0);
     let first_break = (|| {
         header.map_err(|m| brk(1, None, BreakKind::Malformed, m))?;
         // seq -> lines where an event with that seq appears (for the look-ahead that tells a
@@ -310,6 +316,7 @@ fn run(
         witnessed_verified,
         anchored_size: st.anchored,
         unanchored_tail: events_verified.saturating_sub(st.anchored),
+        pending_events,
         first_break,
     }
 }

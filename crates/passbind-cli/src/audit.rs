@@ -127,11 +127,12 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "events verified: {}\ncheckpoints verified: {}\nanchored by the last checkpoint: {} events\nnot yet anchored (after the last checkpoint): {} events",
+                    "events verified: {}\ncheckpoints verified: {}\nanchored by the last checkpoint: {} events\nnot yet anchored (after the last checkpoint): {} events\npending (accepted, not yet integrated when exported; not missing): {} events",
                     report.events_verified,
                     report.checkpoints_verified,
                     report.anchored_size,
-                    report.unanchored_tail
+                    report.unanchored_tail,
+                    report.pending_events
                 );
             }
             match &report.first_break {

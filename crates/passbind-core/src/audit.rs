@@ -317,8 +317,25 @@ impl Engine {
         self.keys.signer.public_key_text()
     }
 
+    /// Events of the log. The pending events of every change committed before the call are
+    /// integrated first, so a caller always finds the events of what it just did.
     pub async fn audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, CoreError> {
+        self.store.integrate_audit(true).await?;
         Ok(self.store.audit_events(q).await?)
+    }
+
+    /// One run of the audit sequencer (see [`crate::ports::Store::integrate_audit`]): the
+    /// server calls it every `PASSBIND_AUDIT_INTEGRATE_MS`; with `wait` false it returns at once
+    /// when another replica is integrating.
+    pub async fn integrate_audit(&self, wait: bool) -> Result<u64, CoreError> {
+        Ok(self.store.integrate_audit(wait).await?)
+    }
+
+    /// How many audit events wait for the sequencer, and how long the oldest has waited (ms).
+    pub async fn audit_backlog(&self) -> Result<(u64, i64), CoreError> {
+        let (n, oldest) = self.store.audit_pending().await?;
+        let age = oldest.map_or(0, |t| (self.now() - t).max(0));
+        Ok((n, age))
     }
 
     pub async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, CoreError> {
@@ -328,6 +345,9 @@ impl Engine {
     /// Signs a checkpoint when the policy says one is due (or always, with `force`, when there
     /// are events after the last one). Several replicas may race: one insert wins.
     pub async fn checkpoint(&self, force: bool) -> Result<Option<Checkpoint>, CoreError> {
+        // What is pending goes into the tree first (a forced checkpoint waits for a sequencer
+        // at work on another replica, so that it covers every change committed before it).
+        self.store.integrate_audit(force).await?;
         let (head_seq, _) = self.store.audit_head().await?;
         let latest = self.store.latest_audit_checkpoint().await?;
         // Never earlier than the checkpoint before it, whatever this replica's clock says.
@@ -599,6 +619,9 @@ pub async fn export_log(
     public_key: &[u8; 32],
     now: Millis,
 ) -> Result<String, CoreError> {
+    // Everything committed before the export is in it; what commits meanwhile is counted as
+    // pending in the header.
+    store.integrate_audit(true).await?;
     let mut events = Vec::new();
     let mut after = 0;
     loop {
@@ -615,7 +638,8 @@ pub async fn export_log(
         events.extend(batch);
     }
     let checkpoints = store.audit_checkpoints().await?;
-    passbind_audit::write_export(&events, &checkpoints, public_key, now)
+    let (pending, _) = store.audit_pending().await?;
+    passbind_audit::write_export_with_pending(&events, &checkpoints, public_key, now, pending)
         .map_err(|e| CoreError::Internal(format!("audit export: {e}")))
 }
 

@@ -76,6 +76,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The audit chain head: the last sequence number and its hash (0 and 64 zeros if empty).
     async fn audit_head(&self) -> Result<(u64, String), StoreError>;
+    /// The audit sequencer: integrates the pending audit events (written by `AppendAudit`
+    /// with their changes) into the log, oldest first, until none is left; returns how many it
+    /// integrated. One sequencer runs at a time, across replicas: with `wait`, this call waits
+    /// for one running elsewhere and then integrates what is left (so that a caller sees the
+    /// events of every change committed before the call); without, it returns 0 at once when
+    /// another is at work.
+    async fn integrate_audit(&self, wait: bool) -> Result<u64, StoreError>;
+    /// Audit events written but not integrated yet: how many, and the time of the oldest.
+    async fn audit_pending(&self) -> Result<(u64, Option<Millis>), StoreError>;
     async fn audit_events(
         &self,
         query: &AuditQuery,

@@ -312,6 +312,10 @@ pub struct VerifyReportView {
     pub anchored_size: u64,
     /// Chained events after the last checkpoint (nothing signed commits to them yet).
     pub unanchored_tail: u64,
+    /// Events accepted but not yet integrated into the log when it was read (pending, not
+    /// missing).
+    #[serde(default)]
+    pub pending_events: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_break: Option<BreakView>,
 }

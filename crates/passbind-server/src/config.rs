@@ -238,6 +238,12 @@ pub struct Settings {
     #[arg(long, env = "PASSBIND_AUDIT_CHECKPOINT_SECONDS", default_value_t = 60)]
     pub audit_checkpoint_seconds: u64,
 
+    /// How often the audit sequencer integrates the events written with their changes into
+    /// the log, in milliseconds: the longest an event waits for its sequence number when the
+    /// server keeps up (see `passbind_audit_integration_delay_seconds` in /metrics).
+    #[arg(long, env = "PASSBIND_AUDIT_INTEGRATE_MS", default_value_t = 200)]
+    pub audit_integrate_ms: u64,
+
     /// How long an API key read from the database is trusted before it is read again, in
     /// milliseconds (0: read it on every request). A key revoked on this replica is refused at
     /// once; on another replica, at the latest this long after the revocation.
@@ -414,6 +420,7 @@ impl Settings {
             audit_checkpoint_events: 1000,
             audit_checkpoint_seconds: 60,
             api_key_cache_ms: 1000,
+            audit_integrate_ms: 200,
             session_ttl_seconds: 900,
             session_ttl_min_seconds: 1,
             session_ttl_max_seconds: 3600,

@@ -519,6 +519,7 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
     let checkpointer = Some(tokio::spawn(checkpoint_loop(
         engine.clone(),
         Duration::from_secs(settings.audit_checkpoint_seconds.clamp(1, 5)),
+        Duration::from_millis(settings.audit_integrate_ms.clamp(10, 10_000)),
         stop_reconciler.subscribe(),
     )));
 
@@ -546,17 +547,32 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
     })
 }
 
-/// Signs an audit checkpoint whenever the policy says one is due (checked every `tick`).
-/// Replicas may race: one checkpoint per tree size wins, the others see a conflict.
-async fn checkpoint_loop(engine: Arc<Engine>, tick: Duration, mut stop: watch::Receiver<bool>) {
+/// The audit sequencer and signer of this replica: every `integrate` it integrates the pending
+/// audit events (unless another replica is at it), and every `tick` it signs a checkpoint when
+/// the policy says one is due. Replicas may race: one sequencer at a time, and a checkpoint
+/// signed from a stale read is refused by the store.
+async fn checkpoint_loop(
+    engine: Arc<Engine>,
+    tick: Duration,
+    integrate: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_checkpoint = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
+            _ = tokio::time::sleep(integrate) => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
             return;
         }
+        if let Err(e) = engine.integrate_audit(false).await {
+            tracing::warn!(error = %e, "audit sequencer failed");
+        }
+        if last_checkpoint.elapsed() < tick {
+            continue;
+        }
+        last_checkpoint = tokio::time::Instant::now();
         match engine.checkpoint(false).await {
             Ok(Some(c)) => tracing::debug!(tree_size = c.tree_size, "audit checkpoint signed"),
             Ok(None) => {}

@@ -1,12 +1,13 @@
-//! The audit log in the database: appends under the chain-head row lock, checkpoints, identity
-//! proofs, and their reads.
+//! The audit log in the database: pending events, the sequencer that integrates them,
+//! checkpoints, identity proofs, and their reads.
 //!
-//! An append reads the head `(last_seq, last_hash)` with `SELECT ... FOR UPDATE` (PostgreSQL;
-//! SQLite's `BEGIN IMMEDIATE` already serialises writers), seals the event with
-//! `passbind_audit::ChainHead`, inserts it and moves the head, all in the transaction of the
-//! change the event describes. Appends are applied last in a commit, so the head lock is held
-//! only for the end of the transaction. Concurrent replicas therefore get consecutive sequence
-//! numbers in commit order: no gap, no fork.
+//! A change writes its events into `audit_pending` in its own transaction (no change without
+//! its events, no event without its change) and takes no lock that another change needs. The
+//! sequencer ([`integrate_batch`], one at a time: a PostgreSQL advisory lock, SQLite's writer)
+//! moves them in id order into `audit_events`: it reads the head `(last_seq, last_hash)`, seals
+//! each event with `passbind_audit::ChainHead`, inserts them, deletes exactly the pending rows
+//! it read and moves the head, in one transaction. Sequence numbers are therefore gap-free and
+//! the chain has no fork, with any number of replicas.
 
 use crate::db::{args, Exec, Row, Value};
 use crate::error;
@@ -33,8 +34,9 @@ fn draft(d: &AuditDraft) -> EventDraft {
     }
 }
 
-/// Appends the events of one change: one head read (locked), one multi-row insert, one head
-/// update, whatever the number of events.
+/// Writes the events of one change, in the change's transaction, as pending: one multi-row
+/// insert into `audit_pending`, no chain head, no lock shared with other changes. The audit
+/// sequencer ([`integrate_batch`]) gives them their place in the log.
 pub(crate) async fn append_all(
     b: Backend,
     conn: &mut dyn Exec,
@@ -43,74 +45,208 @@ pub(crate) async fn append_all(
     if drafts.is_empty() {
         return Ok(());
     }
-    let head_sql = match b {
-        Backend::Sqlite => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
-        Backend::Postgres => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE",
+    let mut text = String::from("INSERT INTO audit_pending (created_at, draft) VALUES ");
+    let mut params: Vec<Value<'_>> = Vec::with_capacity(drafts.len() * 2);
+    for (i, d) in drafts.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str("(?, ?)");
+        let json = serde_json::to_string(&draft(d))
+            .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
+        params.extend(args![d.time_ms, json]);
+    }
+    let text = match b {
+        Backend::Sqlite => text,
+        Backend::Postgres => crate::sql::to_postgres(&text),
     };
+    conn.execute(&text, params)
+        .await
+        .map_err(|e| error::db("record audit events", e))?;
+    Ok(())
+}
+
+/// The sequencer's lock on PostgreSQL (transaction-scoped advisory lock).
+const SEQUENCER_LOCK: i64 = 7_020_411_325_040_322;
+
+/// Rows per multi-row statement of the sequencer (7 parameters each: far below both engines'
+/// parameter limits).
+const CHUNK: usize = 500;
+
+/// Pending events read by the sequencer, sealed into their place in the log.
+pub(crate) struct Sealed {
+    /// The head the events were chained to.
+    pub(crate) from_seq: i64,
+    /// The head after them.
+    pub(crate) head: ChainHead,
+    /// The pending rows they came from.
+    pub(crate) ids: Vec<i64>,
+    /// `(seq, event, event as JSON)`.
+    pub(crate) events: Vec<(i64, AuditEvent, String)>,
+}
+
+/// Takes the sequencer's lock on PostgreSQL for the caller's transaction: `false` when `wait`
+/// is off and another replica holds it. On SQLite there is nothing to take (the writer).
+pub(crate) async fn lock_sequencer(
+    b: Backend,
+    conn: &mut dyn Exec,
+    wait: bool,
+) -> Result<bool, StoreError> {
+    if b == Backend::Sqlite {
+        return Ok(true);
+    }
+    let sql = if wait {
+        "SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l"
+    } else {
+        "SELECT 1 AS locked WHERE pg_try_advisory_xact_lock($1)"
+    };
+    let got = conn
+        .query(sql, args![SEQUENCER_LOCK])
+        .await
+        .map_err(|e| error::db("lock audit sequencer", e))?;
+    Ok(!got.is_empty())
+}
+
+/// Reads up to `limit` pending events (id order) and the head, and seals the events onto the
+/// head. `None` when nothing is pending.
+pub(crate) async fn read_and_seal(
+    b: Backend,
+    conn: &mut dyn Exec,
+    limit: usize,
+) -> Result<Option<Sealed>, StoreError> {
+    let pending = conn
+        .query(
+            sql!(b, "SELECT id, draft FROM audit_pending ORDER BY id LIMIT ?"),
+            args![i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+        .await
+        .map_err(|e| error::db("read pending audit events", e))?;
+    if pending.is_empty() {
+        return Ok(None);
+    }
     let rows = conn
-        .query(head_sql, args![])
+        .query(
+            "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+            args![],
+        )
         .await
         .map_err(|e| error::db("read audit head", e))?;
     let bad = || StoreError::Backend("read audit head: no head row".into());
     let row = rows.first().ok_or_else(bad)?;
     let last_seq: i64 = row.try_get("last_seq").map_err(|_| bad())?;
     let last_hash: String = row.try_get("last_hash").map_err(|_| bad())?;
+    seal(&pending, last_seq, last_hash).map(Some)
+}
+
+/// Seals pending rows (`id`, `draft`) onto the head `(last_seq, last_hash)`: pure work, no I/O.
+pub(crate) fn seal(
+    pending: &[Row],
+    last_seq: i64,
+    last_hash: String,
+) -> Result<Sealed, StoreError> {
     let mut head = ChainHead {
         last_seq: u64::try_from(last_seq)
             .map_err(|_| StoreError::Backend("audit head: negative sequence".into()))?,
         last_hash,
     };
-    let mut sealed = Vec::with_capacity(drafts.len());
-    for d in drafts {
+    let corrupt = || StoreError::Backend("audit_pending: unreadable row".into());
+    let mut ids = Vec::with_capacity(pending.len());
+    let mut events = Vec::with_capacity(pending.len());
+    for p in pending {
+        let id: i64 = p.try_get("id").map_err(|_| corrupt())?;
+        let text: String = p.try_get("draft").map_err(|_| corrupt())?;
+        let d: EventDraft = serde_json::from_str(&text).map_err(|_| corrupt())?;
         let event = head
-            .append(draft(d))
+            .append(d)
             .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
         let json = serde_json::to_string(&event)
             .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
         let seq = i64::try_from(event.seq)
             .map_err(|_| StoreError::Backend("audit sequence overflow".into()))?;
-        sealed.push((seq, event, json));
+        ids.push(id);
+        events.push((seq, event, json));
     }
-    let mut text = String::from(
-        "INSERT INTO audit_events (seq, time_ms, event_type, session_id, user_ref, hash, event) VALUES ",
-    );
-    for i in 0..sealed.len() {
-        if i > 0 {
-            text.push_str(", ");
-        }
-        text.push_str("(?, ?, ?, ?, ?, ?, ?)");
-    }
-    let text = match b {
-        Backend::Sqlite => text,
-        Backend::Postgres => crate::sql::to_postgres(&text),
-    };
-    let mut params: Vec<Value<'_>> = Vec::with_capacity(sealed.len() * 7);
-    for (seq, event, json) in &sealed {
-        params.extend(args![
-            *seq,
-            event.time_ms,
-            event.event_type.as_str(),
-            event.session_id.as_deref(),
-            event.user_ref.as_deref(),
-            event.hash.as_str(),
-            json.as_str()
-        ]);
-    }
-    conn.execute(&text, params)
-        .await
-        .map_err(|e| error::db("insert audit events", e))?;
-    let last = i64::try_from(head.last_seq)
+    Ok(Sealed {
+        from_seq: last_seq,
+        head,
+        ids,
+        events,
+    })
+}
+
+/// Writes sealed events into the log in the caller's transaction: inserts them, deletes
+/// exactly the pending rows they came from, and moves the head, provided the head is still
+/// the one they were sealed onto (else `Conflict::StaleCheckpoint`: another sequencer got in
+/// between, and nothing is written). Returns how many it wrote.
+pub(crate) async fn write_sealed(
+    b: Backend,
+    conn: &mut dyn Exec,
+    sealed: &Sealed,
+) -> Result<u64, StoreError> {
+    let last = i64::try_from(sealed.head.last_seq)
         .map_err(|_| StoreError::Backend("audit sequence overflow".into()))?;
-    conn.execute(
-        sql!(
-            b,
-            "UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = 1"
-        ),
-        args![last, head.last_hash.as_str()],
-    )
-    .await
-    .map_err(|e| error::db("move audit head", e))?;
-    Ok(())
+    let moved = conn
+        .execute(
+            sql!(
+                b,
+                "UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = 1 AND last_seq = ?"
+            ),
+            args![last, sealed.head.last_hash.as_str(), sealed.from_seq],
+        )
+        .await
+        .map_err(|e| error::db("move audit head", e))?;
+    if moved == 0 {
+        return Err(StoreError::Conflict(Conflict::StaleCheckpoint));
+    }
+    for chunk in sealed.events.chunks(CHUNK) {
+        let mut text = String::from(
+            "INSERT INTO audit_events (seq, time_ms, event_type, session_id, user_ref, hash, event) VALUES ",
+        );
+        let mut params: Vec<Value<'_>> = Vec::with_capacity(chunk.len() * 7);
+        for (i, (seq, event, json)) in chunk.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str("(?, ?, ?, ?, ?, ?, ?)");
+            params.extend(args![
+                *seq,
+                event.time_ms,
+                event.event_type.as_str(),
+                event.session_id.as_deref(),
+                event.user_ref.as_deref(),
+                event.hash.as_str(),
+                json.as_str()
+            ]);
+        }
+        let text = match b {
+            Backend::Sqlite => text,
+            Backend::Postgres => crate::sql::to_postgres(&text),
+        };
+        conn.execute(&text, params)
+            .await
+            .map_err(|e| error::db("insert audit events", e))?;
+    }
+    for chunk in sealed.ids.chunks(CHUNK) {
+        let mut text = String::from("DELETE FROM audit_pending WHERE id IN (");
+        for i in 0..chunk.len() {
+            text.push_str(if i == 0 { "?" } else { ", ?" });
+        }
+        text.push(')');
+        let text = match b {
+            Backend::Sqlite => text,
+            Backend::Postgres => crate::sql::to_postgres(&text),
+        };
+        let params: Vec<Value<'_>> = chunk.iter().map(|id| Value::from(*id)).collect();
+        let deleted = conn
+            .execute(&text, params)
+            .await
+            .map_err(|e| error::db("delete integrated audit events", e))?;
+        if deleted != chunk.len() as u64 {
+            // Another sequencer integrated some of them: undo this pass.
+            return Err(StoreError::Conflict(Conflict::StaleCheckpoint));
+        }
+    }
+    Ok(u64::try_from(sealed.ids.len()).unwrap_or(u64::MAX))
 }
 
 /// Inserts a checkpoint if the newest stored one is still the one of `previous_tree_size`, the

@@ -5,7 +5,7 @@ use crate::db::postgres::PgExec;
 use crate::db::sqlite::{Job, SqliteExec};
 use crate::db::Exec;
 use crate::{error, Backend, Engine, SqlStore};
-use passbind_core::model::{StoreError, Write};
+use passbind_core::model::{Conflict, StoreError, Write};
 use passbind_core::operators::OperatorWrite;
 
 impl SqlStore {
@@ -82,4 +82,144 @@ pub(crate) async fn apply_change(
         crate::writes::apply(b, exec, w).await?;
     }
     crate::audit::append_all(b, exec, &audit).await
+}
+
+/// Events the sequencer takes per transaction: on SQLite fewer, since its writes hold up the
+/// one writer.
+const SQLITE_INTEGRATE_BATCH: usize = 500;
+const PG_INTEGRATE_BATCH: usize = 1000;
+
+impl SqlStore {
+    /// One pass of the audit sequencer in its own transaction (see [`crate::audit`]).
+    ///
+    /// PostgreSQL: one transaction holds the sequencer's advisory lock while it reads, seals
+    /// and writes. SQLite: one pass at a time in this process; the pending events and the head
+    /// are read on a read connection and sealed off the writer, and only the writes go to the
+    /// writer thread, under the precondition that the head has not moved meanwhile.
+    async fn integrate_once(&self, wait: bool) -> Result<u64, StoreError> {
+        match self.engine() {
+            Engine::Sqlite(db) => {
+                let _one = if wait {
+                    self.sequencer.lock().await
+                } else {
+                    match self.sequencer.try_lock() {
+                        Ok(g) => g,
+                        Err(_) => return Ok(0),
+                    }
+                };
+                let pending = self
+                    .rows_heavy(
+                        "read pending audit events",
+                        "SELECT id, draft FROM audit_pending ORDER BY id LIMIT ?",
+                        crate::db::args![i64::try_from(SQLITE_INTEGRATE_BATCH).unwrap_or(1)],
+                    )
+                    .await?;
+                if pending.is_empty() {
+                    return Ok(0);
+                }
+                let head = self
+                    .rows(
+                        "read audit head",
+                        "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+                        crate::db::args![],
+                    )
+                    .await?;
+                let bad = || StoreError::Backend("read audit head: no head row".into());
+                let row = head.first().ok_or_else(bad)?;
+                let last_seq: i64 = row.try_get("last_seq").map_err(|_| bad())?;
+                let last_hash: String = row.try_get("last_hash").map_err(|_| bad())?;
+                let sealed = tokio::task::spawn_blocking(move || {
+                    crate::audit::seal(&pending, last_seq, last_hash)
+                })
+                .await
+                .map_err(|e| StoreError::Backend(format!("audit sequencer: {e}")))??;
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                db.send(Job::Run(Box::new(move |conn| {
+                    let r = (|| {
+                        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| {
+                            StoreError::Backend(format!("audit sequencer: begin: {e}"))
+                        })?;
+                        let mut exec = SqliteExec::new(conn);
+                        let done = futures::executor::block_on(crate::audit::write_sealed(
+                            Backend::Sqlite,
+                            &mut exec,
+                            &sealed,
+                        ));
+                        let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                        let ended = conn.execute_batch(end);
+                        let n = done?;
+                        ended.map_err(|e| {
+                            StoreError::Backend(format!("audit sequencer: commit: {e}"))
+                        })?;
+                        Ok(n)
+                    })();
+                    if r.is_err() && !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    let _ = reply.send(r);
+                })))?;
+                let written = answer
+                    .await
+                    .map_err(|_| StoreError::Backend("the SQLite writer is gone".into()))?;
+                match written {
+                    // Another process sequenced the same events first: the next pass goes on
+                    // from its head.
+                    Err(StoreError::Conflict(Conflict::StaleCheckpoint)) => Ok(0),
+                    other => other,
+                }
+            }
+            Engine::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(|e| {
+                    error::db("begin transaction", crate::db::postgres::db_error(&e))
+                })?;
+                let done = async {
+                    let mut exec = PgExec { conn: &mut tx };
+                    if !crate::audit::lock_sequencer(Backend::Postgres, &mut exec, wait).await? {
+                        return Ok(0);
+                    }
+                    match crate::audit::read_and_seal(
+                        Backend::Postgres,
+                        &mut exec,
+                        PG_INTEGRATE_BATCH,
+                    )
+                    .await?
+                    {
+                        Some(sealed) => {
+                            crate::audit::write_sealed(Backend::Postgres, &mut exec, &sealed).await
+                        }
+                        None => Ok(0),
+                    }
+                }
+                .await;
+                match done {
+                    Ok(n) => {
+                        tx.commit().await.map_err(|e| {
+                            error::db("commit transaction", crate::db::postgres::db_error(&e))
+                        })?;
+                        Ok(n)
+                    }
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sequencer until nothing is pending (or another replica holds it, without `wait`).
+    pub(crate) async fn integrate_all(&self, wait: bool) -> Result<u64, StoreError> {
+        let batch = match self.backend {
+            Backend::Sqlite => SQLITE_INTEGRATE_BATCH,
+            Backend::Postgres => PG_INTEGRATE_BATCH,
+        } as u64;
+        let mut total = 0;
+        loop {
+            let n = self.integrate_once(wait).await?;
+            total += n;
+            if n < batch {
+                return Ok(total);
+            }
+        }
+    }
 }

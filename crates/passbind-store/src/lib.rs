@@ -99,6 +99,8 @@ pub(crate) enum Engine {
 pub struct SqlStore {
     backend: Backend,
     engine: Arc<Engine>,
+    /// SQLite: one audit sequencer pass at a time in this process.
+    sequencer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -275,6 +277,7 @@ async fn connect_sqlite(rest: &str, opts: &ConnectOptions) -> Result<SqlStore, S
     Ok(SqlStore {
         backend: Backend::Sqlite,
         engine: Arc::new(Engine::Sqlite(db)),
+        sequencer: Arc::default(),
     })
 }
 
@@ -345,6 +348,7 @@ async fn connect_postgres(url: &str, opts: &ConnectOptions) -> Result<SqlStore, 
     Ok(SqlStore {
         backend: Backend::Postgres,
         engine: Arc::new(Engine::Postgres(pool)),
+        sequencer: Arc::default(),
     })
 }
 

@@ -335,6 +335,25 @@ impl Store for SqlStore {
         ))
     }
 
+    async fn integrate_audit(&self, wait: bool) -> Result<u64, StoreError> {
+        self.integrate_all(wait).await
+    }
+
+    async fn audit_pending(&self) -> Result<(u64, Option<Millis>), StoreError> {
+        let rows = self
+            .rows(
+                "count pending audit events",
+                "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM audit_pending",
+                args![],
+            )
+            .await?;
+        let bad = || StoreError::Backend("count pending audit events: unreadable".into());
+        let row = rows.first().ok_or_else(bad)?;
+        let n: i64 = row.try_get("n").map_err(|_| bad())?;
+        let oldest: Option<i64> = row.try_get("oldest").map_err(|_| bad())?;
+        Ok((u64::try_from(n).map_err(|_| bad())?, oldest))
+    }
+
     async fn audit_events(
         &self,
         query: &AuditQuery,

@@ -99,6 +99,7 @@ on_both_backends!(
     failures_roll_back_with_the_change,
     audit_appends_chain_and_read_back,
     audit_appends_race_without_gaps,
+    audit_sequencers_race_with_writers,
     checkpoints_and_identity_proofs,
     checkpoint_signers_race,
     counter_kept_at_maximum,

@@ -184,6 +184,7 @@ pub fn settings_view(
                         "PASSBIND_AUDIT_CHECKPOINT_SECONDS",
                         s.audit_checkpoint_seconds,
                     ),
+                    plain("PASSBIND_AUDIT_INTEGRATE_MS", s.audit_integrate_ms),
                     plain("PASSBIND_API_KEY_CACHE_MS", s.api_key_cache_ms),
                 ],
             ),

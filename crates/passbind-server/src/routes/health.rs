@@ -46,10 +46,20 @@ async fn readyz(State(st): State<AppState>) -> Result<Json<Health>, ApiError> {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
+    let mut text = st.metrics.render();
+    // The audit sequencer's backlog, read from the database (all replicas share it).
+    if let Ok((pending, age_ms)) = st.engine.audit_backlog().await {
+        text.push_str(&format!(
+            "# HELP passbind_audit_pending_events Audit events committed with their change but not yet integrated into the log.\n\
+             # TYPE passbind_audit_pending_events gauge\n\
+             passbind_audit_pending_events {pending}\n\
+             # HELP passbind_audit_integration_delay_seconds How long the oldest pending audit event has waited for the sequencer.\n\
+             # TYPE passbind_audit_integration_delay_seconds gauge\n\
+             passbind_audit_integration_delay_seconds {}\n",
+            age_ms as f64 / 1000.0
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// This OpenAPI document.

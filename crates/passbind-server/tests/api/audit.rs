@@ -380,3 +380,44 @@ async fn concurrent_replicas_keep_one_gap_free_log() {
     assert!(report.first_break.is_none(), "{report:?}");
     assert_eq!(report.unanchored_tail, 0);
 }
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Events are written with their change and integrated by the sequencer later: until then
+/// they are pending (and counted in /metrics); a read of the log integrates what is pending
+/// first, so a caller always finds the events of what it did, in order and verifiable.
+async fn pending_events_are_integrated_before_a_read(app: TestApp) {
+    register(&app, "pat", &Person::new(31), &Device::new()).await;
+    assert!(metric(&app, "passbind_audit_pending_events").await > 0.0);
+    let opened = events(&app, "?event_type=session.opened").await;
+    assert!(!opened.is_empty());
+    assert_eq!(metric(&app, "passbind_audit_pending_events").await, 0.0);
+    assert_eq!(
+        metric(&app, "passbind_audit_integration_delay_seconds").await,
+        0.0
+    );
+    let all = events(&app, "?limit=1000").await;
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = (1..=seqs.len() as u64).rev().collect();
+    assert_eq!(seqs, expected, "gap-free, newest first");
+    let r = app.get_json("/v1/audit/verify").await;
+    assert_eq!(r.0, 200, "{}", r.1);
+}
+both_backends!(pending_events_are_integrated_before_a_read, |s| s
+    .audit_integrate_ms =
+    10_000);

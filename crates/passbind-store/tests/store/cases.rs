@@ -1621,11 +1621,19 @@ pub async fn audit_appends_chain_and_read_back(s: SqlStore) {
             .await,
         Conflict::DuplicateId,
     );
-    let (head, head_hash) = s.audit_head().await.unwrap();
+    // Written with their changes, not yet in the log: pending, and the head has not moved.
+    let (pending, oldest) = s.audit_pending().await.unwrap();
     assert_eq!(
-        head, 3,
+        pending, 3,
         "the conflicting change's event was rolled back with it"
     );
+    assert_eq!(oldest, Some(1_001));
+    assert_eq!(s.audit_head().await.unwrap().0, 0);
+    assert_eq!(s.integrate_audit(true).await.unwrap(), 3);
+    assert_eq!(s.audit_pending().await.unwrap(), (0, None));
+    assert_eq!(s.integrate_audit(false).await.unwrap(), 0);
+    let (head, head_hash) = s.audit_head().await.unwrap();
+    assert_eq!(head, 3);
     let q = passbind_core::model::AuditQuery {
         ascending: true,
         limit: 100,
@@ -1698,6 +1706,7 @@ pub async fn audit_appends_race_without_gaps(s: SqlStore) {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
+    s.integrate_audit(true).await.unwrap();
     let all = s
         .audit_events(&passbind_core::model::AuditQuery {
             ascending: true,
@@ -1976,5 +1985,58 @@ pub async fn group_commit_isolates_failed_changes(s: SqlStore) {
     for i in 0..RACERS {
         let stored = s.secret(&[u8::try_from(i).unwrap(); 32]).await.unwrap();
         assert_eq!(stored.is_some(), i % 2 == 0, "secret {i}");
+    }
+}
+
+/// Sequencers racing with each other and with the changes that write events (as replicas
+/// do): every event is integrated exactly once, the sequence is gap-free, the chain one.
+pub async fn audit_sequencers_race_with_writers(s: SqlStore) {
+    let mut tasks = Vec::new();
+    for i in 0..8i64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for j in 0..20i64 {
+                s.commit(vec![audit(i * 100 + j, None, "race")])
+                    .await
+                    .unwrap();
+            }
+            0u64
+        }));
+    }
+    for k in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            for _ in 0..30 {
+                n += s.integrate_audit(k % 2 == 0).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            n
+        }));
+    }
+    let mut integrated = 0;
+    for t in tasks {
+        integrated += t.await.unwrap();
+    }
+    integrated += s.integrate_audit(true).await.unwrap();
+    assert_eq!(integrated, 160, "each event integrated exactly once");
+    assert_eq!(s.audit_pending().await.unwrap().0, 0);
+    let all = s
+        .audit_events(&passbind_core::model::AuditQuery {
+            ascending: true,
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 160);
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+        assert!(e.hash_is_valid());
+        if i > 0 {
+            assert_eq!(e.prev_hash, all[i - 1].hash, "one chain, no fork");
+        }
+        assert!(seen.insert(e.time_ms), "no event twice");
     }
 }

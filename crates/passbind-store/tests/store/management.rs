@@ -625,6 +625,7 @@ pub async fn commit_operator_is_atomic(s: SqlStore) {
         .await;
     assert_conflict(r, Conflict::NotFound);
     assert_eq!(s.operator("opr_1").await.unwrap(), None);
+    assert_eq!(s.integrate_audit(true).await.unwrap(), 0);
     assert_eq!(s.audit_head().await.unwrap().0, head_before);
     // A plain write that fails rolls the operator writes back too.
     let u = user(1);
@@ -645,6 +646,7 @@ pub async fn commit_operator_is_atomic(s: SqlStore) {
     .await
     .unwrap();
     assert_eq!(s.operator_count().await.unwrap(), 1);
+    assert_eq!(s.integrate_audit(true).await.unwrap(), 1);
     assert_eq!(s.audit_head().await.unwrap().0, head_before + 1);
     // Nothing at all is a no-op.
     s.commit_operator(vec![], vec![]).await.unwrap();

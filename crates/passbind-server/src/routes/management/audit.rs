@@ -115,6 +115,7 @@ async fn verify(
         checkpoints_verified: r.checkpoints_verified,
         anchored_size: r.anchored_size,
         unanchored_tail: r.unanchored_tail,
+        pending_events: r.pending_events,
         first_break: r.first_break.map(|b| BreakView {
             line: b.line,
             seq: b.seq,
