@@ -166,6 +166,8 @@ pub(crate) struct SqliteDb {
     jobs: Mutex<mpsc::Sender<Job>>,
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+    /// Dropped with the engine: stops the WAL checkpointer.
+    _stop_checkpointer: Option<mpsc::Sender<()>>,
 }
 
 impl std::fmt::Debug for SqliteDb {
@@ -190,7 +192,7 @@ fn open(path: Option<&Path>, busy: Duration) -> Result<Connection, DbError> {
     conn.set_prepared_statement_cache_capacity(128);
     let mut pragmas = String::from("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;");
     if path.is_some() {
-        pragmas.push_str(" PRAGMA journal_mode = WAL;");
+        pragmas.push_str(" PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 67108864;");
     }
     conn.execute_batch(&pragmas).map_err(db_error)?;
     Ok(conn)
@@ -214,6 +216,28 @@ impl SqliteDb {
                 })
                 .collect::<Result<Vec<_>, DbError>>()?,
         };
+        let stop_checkpointer = match &s.path {
+            None => None,
+            Some(p) => {
+                // The writer never checkpoints the WAL itself (a checkpoint writes pages back
+                // and syncs the file: milliseconds in which no change commits); a thread of its
+                // own does, without blocking readers or the writer.
+                writer
+                    .lock()
+                    .map_err(|_| DbError::other("the write connection was poisoned"))?
+                    .execute_batch("PRAGMA wal_autocheckpoint = 0")
+                    .map_err(db_error)?;
+                let conn = open(Some(p), s.busy_timeout)?;
+                let (stop, stopped) = mpsc::channel::<()>();
+                std::thread::Builder::new()
+                    .name("passbind-sqlite-checkpoint".into())
+                    .spawn(move || checkpoint_loop(&conn, &stopped))
+                    .map_err(|e| {
+                        DbError::other(format!("cannot start the SQLite checkpointer: {e}"))
+                    })?;
+                Some(stop)
+            }
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("passbind-sqlite-writer".into())
@@ -223,6 +247,7 @@ impl SqliteDb {
             jobs: Mutex::new(tx),
             readers,
             next_reader: AtomicUsize::new(0),
+            _stop_checkpointer: stop_checkpointer,
         })
     }
 
@@ -253,6 +278,23 @@ impl SqliteDb {
     pub(crate) fn query(&self, sql: &str, args: &[Value<'_>]) -> Result<Vec<Row>, DbError> {
         let mut conn = self.reader()?;
         SqliteExec::new(&mut conn).query_now(sql, args)
+    }
+}
+
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`] (a passive
+/// checkpoint: it waits for nobody and nobody waits for it), until the engine is dropped.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %db_error(e).message, "SQLite WAL checkpoint failed");
+        }
     }
 }
 

@@ -257,3 +257,29 @@ async fn a_group_that_cannot_commit_fails_every_change() {
         assert_eq!(s.secret(&[i; 32]).await.unwrap(), None);
     }
 }
+
+/// The writer never checkpoints the WAL itself; the background checkpointer copies committed
+/// pages into the database file soon after (else the file would never grow and the WAL would
+/// grow without end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let (s, dir) = fresh_sqlite().await;
+    let file = dir.path().join("passbind.db");
+    let size = || std::fs::metadata(&file).unwrap().len();
+    // Let the checkpointer copy the migrations first.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = size();
+    for i in 0..200u32 {
+        let mut key = api_key(&format!("key_{i}"), T0);
+        key.name = "x".repeat(500);
+        s.commit(vec![Write::InsertApiKey(key)]).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while size() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "nothing was checkpointed into the file"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
