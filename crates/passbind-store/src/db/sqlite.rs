@@ -210,7 +210,9 @@ impl SqliteDb {
             Some(p) => (0..s.readers.max(1))
                 .map(|_| {
                     let c = open(Some(p), s.busy_timeout)?;
-                    c.execute_batch("PRAGMA query_only = ON")
+                    // A reader's page cache is emptied at every commit of the writer, so a large
+                    // one only costs memory: 256 KiB each.
+                    c.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -256")
                         .map_err(db_error)?;
                     Ok(Arc::new(Mutex::new(c)))
                 })
