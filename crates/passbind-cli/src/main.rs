@@ -145,7 +145,7 @@ async fn open(db: &DbArgs) -> anyhow::Result<passbind_store::SqlStore> {
 
 async fn api_key_cmd(cmd: ApiKeyCommand) -> anyhow::Result<()> {
     use passbind_core::model::Write;
-    use passbind_core::ports::Store;
+    use passbind_core::ports::store::*;
     match cmd {
         ApiKeyCommand::Create { name, scopes, db } => {
             let store = open(&db).await?;

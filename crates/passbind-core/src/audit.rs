@@ -324,7 +324,7 @@ impl Engine {
         Ok(self.store.audit_events(q).await?)
     }
 
-    /// One run of the audit sequencer (see [`crate::ports::Store::integrate_audit`]): the
+    /// One run of the audit sequencer (see [`crate::ports::AuditStore::integrate_audit`]): the
     /// server calls it every `PASSBIND_AUDIT_INTEGRATE_MS`; with `wait` false it returns at once
     /// when another replica is integrating.
     pub async fn integrate_audit(&self, wait: bool) -> Result<u64, CoreError> {

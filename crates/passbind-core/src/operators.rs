@@ -88,7 +88,7 @@ pub struct ChallengeRecord {
     pub consumed_at: Option<Millis>,
 }
 
-/// The operator writes of [`Store::commit_operator`].
+/// The operator writes of [`OperatorStore::commit_operator`](crate::ports::OperatorStore::commit_operator).
 #[derive(Debug, Clone, PartialEq)]
 pub enum OperatorWrite {
     /// Conflict `DuplicateUser` if the name is taken, `DuplicateId` if the id or handle is.

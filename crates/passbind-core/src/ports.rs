@@ -14,23 +14,45 @@ pub trait Rng: Send + Sync + 'static {
     fn fill(&self, buf: &mut [u8]);
 }
 
-/// Persistent storage. Reads are plain queries; every change goes through [`Store::commit`],
-/// which applies a list of writes atomically.
+/// Persistent storage, in narrow parts: each adapter (and a fake) implements the parts; the
+/// engine holds a [`Store`], which is all of them. Reads are plain queries; every change goes
+/// through [`Changes::commit`], which applies a list of writes atomically.
+pub trait Store:
+    Changes + SessionStore + UserStore + AuditStore + OperatorStore + ManagementReads
+{
+}
+
+impl<T> Store for T where
+    T: Changes + SessionStore + UserStore + AuditStore + OperatorStore + ManagementReads
+{
+}
+
+/// Every change goes through [`Changes::commit`], which applies a list of writes atomically.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Changes: Send + Sync + 'static {
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Sessions and what belongs to them: single-use secrets, counted failures.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
     async fn session_by_idv_run(
         &self,
         provider: &str,
         run_id: &str,
     ) -> Result<Option<SessionRecord>, StoreError>;
+
     async fn sessions_of_user(
         &self,
         user_id: &str,
         limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError>;
+
     /// Sessions waiting for an identity-verification verdict: state `idv_pending`, a run id
     /// set, not expired at `now` (`expires_at > now`), and unchanged since `updated_before`
     /// (`updated_at <= updated_before`: the run is at least that old). Ordered by
@@ -44,26 +66,6 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
-    async fn user_by_external_id(
-        &self,
-        external_user_id: &str,
-    ) -> Result<Option<UserRecord>, StoreError>;
-    async fn user_by_handle(&self, user_handle: &[u8]) -> Result<Option<UserRecord>, StoreError>;
-
-    async fn ebt(&self, user_id: &str) -> Result<Option<EbtRecord>, StoreError>;
-    /// Every stored biometric token wrapped with a key version other than `current`.
-    async fn ebts_not_under_key(&self, current: u32) -> Result<Vec<EbtRecord>, StoreError>;
-
-    async fn credential(&self, credential_id: &str)
-        -> Result<Option<CredentialRecord>, StoreError>;
-    /// All credentials of the user, revoked ones included, oldest first.
-    async fn credentials_of_user(&self, user_id: &str)
-        -> Result<Vec<CredentialRecord>, StoreError>;
-
-    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
-    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
-
     async fn secret(&self, hash: &[u8]) -> Result<Option<SecretRecord>, StoreError>;
 
     /// Times (oldest first) of the user's failures of this kind at or after `since`.
@@ -73,9 +75,53 @@ pub trait Store: Send + Sync + 'static {
         kind: &str,
         since: Millis,
     ) -> Result<Vec<Millis>, StoreError>;
+}
 
+/// Users, their biometric tokens, credentials and identity proofs; API keys.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    async fn user_by_external_id(
+        &self,
+        external_user_id: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
+
+    async fn user_by_handle(&self, user_handle: &[u8]) -> Result<Option<UserRecord>, StoreError>;
+
+    async fn ebt(&self, user_id: &str) -> Result<Option<EbtRecord>, StoreError>;
+
+    /// Every stored biometric token wrapped with a key version other than `current`.
+    async fn ebts_not_under_key(&self, current: u32) -> Result<Vec<EbtRecord>, StoreError>;
+
+    async fn credential(&self, credential_id: &str)
+        -> Result<Option<CredentialRecord>, StoreError>;
+
+    /// All credentials of the user, revoked ones included, oldest first.
+    async fn credentials_of_user(&self, user_id: &str)
+        -> Result<Vec<CredentialRecord>, StoreError>;
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    async fn identity_proofs_of_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Vec<IdentityProofRecord>, StoreError>;
+
+    async fn identity_proofs_of_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<IdentityProofRecord>, StoreError>;
+}
+
+/// The tamper-evident audit log: the sequencer, events, checkpoints.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
     /// The audit chain head: the last sequence number and its hash (0 and 64 zeros if empty).
     async fn audit_head(&self) -> Result<(u64, String), StoreError>;
+
     /// The audit sequencer: integrates the pending audit events (written by `AppendAudit`
     /// with their changes) into the log, oldest first, until none is left; returns how many it
     /// integrated. One sequencer runs at a time, across replicas: with `wait`, this call waits
@@ -83,48 +129,82 @@ pub trait Store: Send + Sync + 'static {
     /// events of every change committed before the call); without, it returns 0 at once when
     /// another is at work.
     async fn integrate_audit(&self, wait: bool) -> Result<u64, StoreError>;
+
     /// Audit events written but not integrated yet: how many, and the time of the oldest.
     async fn audit_pending(&self) -> Result<(u64, Option<Millis>), StoreError>;
+
     async fn audit_events(
         &self,
         query: &AuditQuery,
     ) -> Result<Vec<passbind_audit::AuditEvent>, StoreError>;
+
     /// The hashes (hex) of events `1..=upto`, in order.
     async fn audit_hashes(&self, upto: u64) -> Result<Vec<String>, StoreError>;
+
     /// Every checkpoint, oldest first.
     async fn audit_checkpoints(&self) -> Result<Vec<passbind_audit::Checkpoint>, StoreError>;
+
     /// The newest checkpoint and its Merkle frontier (hex hashes).
     async fn latest_audit_checkpoint(
         &self,
     ) -> Result<Option<(passbind_audit::Checkpoint, Vec<String>)>, StoreError>;
-    async fn identity_proofs_of_credential(
-        &self,
-        credential_id: &str,
-    ) -> Result<Vec<IdentityProofRecord>, StoreError>;
-    async fn identity_proofs_of_session(
-        &self,
-        session_id: &str,
-    ) -> Result<Vec<IdentityProofRecord>, StoreError>;
+}
 
-    /// Whether the database answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    // ---- management dashboard (see `crate::management` and `crate::operators`) ----------
-
+/// The management dashboard's operators, their passkeys, sessions and ceremonies
+/// (see `crate::operators`).
+#[async_trait]
+pub trait OperatorStore: Send + Sync + 'static {
     /// Applies operator writes and then `writes` (audit appends last) in one transaction, like
-    /// [`Store::commit`]: all or nothing, the first failed precondition is the conflict.
+    /// [`Changes::commit`]: all or nothing, the first failed precondition is the conflict.
     async fn commit_operator(
         &self,
         operator_writes: Vec<crate::operators::OperatorWrite>,
         writes: Vec<Write>,
     ) -> Result<(), StoreError>;
 
+    async fn operator_count(&self) -> Result<u64, StoreError>;
+
+    async fn operator(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::operators::OperatorRecord>, StoreError>;
+
+    async fn operator_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::operators::OperatorRecord>, StoreError>;
+
+    async fn operator_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<crate::operators::OperatorCredentialRecord>, StoreError>;
+
+    async fn operator_session(
+        &self,
+        id_hash: &[u8],
+    ) -> Result<Option<crate::operators::OperatorSessionRecord>, StoreError>;
+
+    async fn setup_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<crate::operators::SetupTokenRecord>, StoreError>;
+
+    async fn operator_challenge(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::operators::ChallengeRecord>, StoreError>;
+}
+
+/// Reads of the management dashboard (see `crate::management`).
+#[async_trait]
+pub trait ManagementReads: Send + Sync + 'static {
     /// Sessions matching the filter, newest first (`created_at DESC, id DESC`), at most
     /// `filter.limit`.
     async fn list_sessions(
         &self,
         filter: &crate::management::SessionFilter,
     ) -> Result<Vec<SessionRecord>, StoreError>;
+
     /// Sessions created in `[since, until)`, counted by bucket (`created_at - created_at %
     /// bucket_ms`), flow, outcome (judged at `now`) and failure reason; ordered by bucket, flow,
     /// outcome, reason. Outcomes: `completed`, `failed` (`idv_failed`, with its reason),
@@ -137,6 +217,7 @@ pub trait Store: Send + Sync + 'static {
         bucket_ms: i64,
         now: Millis,
     ) -> Result<Vec<crate::management::SessionCount>, StoreError>;
+
     /// Users whose external id starts with `prefix` (case-sensitive; empty: all), ordered by
     /// external id, only those after `after`; at most `limit`.
     async fn search_users(
@@ -145,36 +226,12 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<crate::management::UserSummary>, StoreError>;
+
     /// Counts of users, credentials, API keys and operators.
     async fn management_totals(&self) -> Result<passbind_proto::management::Totals, StoreError>;
-    async fn operator_count(&self) -> Result<u64, StoreError>;
-    async fn operator(
-        &self,
-        id: &str,
-    ) -> Result<Option<crate::operators::OperatorRecord>, StoreError>;
-    async fn operator_by_name(
-        &self,
-        name: &str,
-    ) -> Result<Option<crate::operators::OperatorRecord>, StoreError>;
-    async fn operator_credential(
-        &self,
-        credential_id: &str,
-    ) -> Result<Option<crate::operators::OperatorCredentialRecord>, StoreError>;
-    async fn operator_session(
-        &self,
-        id_hash: &[u8],
-    ) -> Result<Option<crate::operators::OperatorSessionRecord>, StoreError>;
-    async fn setup_token(
-        &self,
-        hash: &[u8],
-    ) -> Result<Option<crate::operators::SetupTokenRecord>, StoreError>;
-    async fn operator_challenge(
-        &self,
-        id: &str,
-    ) -> Result<Option<crate::operators::ChallengeRecord>, StoreError>;
 }
 
-/// A position in the list of [`Store::sessions_awaiting_idv`]: the last session read.
+/// A position in the list of [`SessionStore::sessions_awaiting_idv`]: the last session read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionCursor {
     pub updated_at: Millis,
@@ -461,4 +518,12 @@ pub trait RelyingParty: Send + Sync + 'static {
         state: &serde_json::Value,
         response: &serde_json::Value,
     ) -> Result<NewCredential, RpError>;
+}
+
+/// Every part of the store port, for `use passbind_core::ports::store::*`: the methods of a
+/// `dyn Store` are those of its parts, which must be in scope to be called.
+pub mod store {
+    pub use super::{
+        AuditStore, Changes, ManagementReads, OperatorStore, SessionStore, Store, UserStore,
+    };
 }

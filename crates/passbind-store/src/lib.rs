@@ -127,7 +127,7 @@ impl SqlStore {
 
     /// Runs one statement outside Passbind's change path and returns the rows it changed: for
     /// tooling and tests that need raw SQL (on SQLite it runs on the writer, between groups).
-    /// Changes to Passbind's records must go through [`passbind_core::ports::Store::commit`].
+    /// Changes to Passbind's records must go through [`passbind_core::ports::Changes::commit`].
     pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
         match &*self.engine {
             Engine::Sqlite(db) => {

@@ -13,7 +13,8 @@ use passbind_core::model::{
     ApiKeyRecord, AuditQuery, CredentialRecord, EbtRecord, IdentityProofRecord, Millis,
     SecretRecord, SessionRecord, StoreError, UserRecord, Write,
 };
-use passbind_core::ports::{SessionCursor, Store};
+use passbind_core::ports::store::*;
+use passbind_core::ports::SessionCursor;
 
 impl SqlStore {
     /// At most one record from a short query.
@@ -51,7 +52,7 @@ impl SqlStore {
 }
 
 #[async_trait]
-impl Store for SqlStore {
+impl Changes for SqlStore {
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         writes::validate(&writes)?;
         if writes.is_empty() {
@@ -60,6 +61,13 @@ impl Store for SqlStore {
         self.run_change(Vec::new(), writes).await
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.rows("ping", "SELECT 1", args![]).await.map(drop)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let q = (
             sql!(
@@ -157,6 +165,36 @@ impl Store for SqlStore {
             .await
     }
 
+    async fn secret(&self, hash: &[u8]) -> Result<Option<SecretRecord>, StoreError> {
+        let q = (
+            sql!(
+                self.backend,
+                concat!("SELECT ", secret_columns!(), " FROM secrets WHERE hash = ?")
+            ),
+            args![hash],
+        );
+        self.one("read secret", q, rows::secret).await
+    }
+
+    async fn failures_since(
+        &self,
+        user_id: &str,
+        kind: &str,
+        since: Millis,
+    ) -> Result<Vec<Millis>, StoreError> {
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT at FROM failures WHERE user_id = ? AND kind = ? AND at >= ? ORDER BY at"
+            ),
+            args![user_id, kind, since],
+        );
+        self.all("read failures", q, rows::failure_time).await
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         let q = (
             sql!(
@@ -290,33 +328,41 @@ impl Store for SqlStore {
         self.all("read api keys", q, rows::api_key).await
     }
 
-    async fn secret(&self, hash: &[u8]) -> Result<Option<SecretRecord>, StoreError> {
-        let q = (
-            sql!(
-                self.backend,
-                concat!("SELECT ", secret_columns!(), " FROM secrets WHERE hash = ?")
-            ),
-            args![hash],
-        );
-        self.one("read secret", q, rows::secret).await
-    }
-
-    async fn failures_since(
+    async fn identity_proofs_of_credential(
         &self,
-        user_id: &str,
-        kind: &str,
-        since: Millis,
-    ) -> Result<Vec<Millis>, StoreError> {
+        credential_id: &str,
+    ) -> Result<Vec<IdentityProofRecord>, StoreError> {
         let q = (
             sql!(
                 self.backend,
-                "SELECT at FROM failures WHERE user_id = ? AND kind = ? AND at >= ? ORDER BY at"
+                "SELECT id, session_id, user_id, credential_id, jws, created_at \
+             FROM identity_proofs WHERE credential_id = ? ORDER BY created_at, id"
             ),
-            args![user_id, kind, since],
+            args![credential_id],
         );
-        self.all("read failures", q, rows::failure_time).await
+        self.all("read identity proofs", q, crate::audit::identity_proof)
+            .await
     }
 
+    async fn identity_proofs_of_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<IdentityProofRecord>, StoreError> {
+        let q = (
+            sql!(
+                self.backend,
+                "SELECT id, session_id, user_id, credential_id, jws, created_at \
+             FROM identity_proofs WHERE session_id = ? ORDER BY created_at, id"
+            ),
+            args![session_id],
+        );
+        self.all("read identity proofs", q, crate::audit::identity_proof)
+            .await
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
     async fn audit_head(&self) -> Result<(u64, String), StoreError> {
         let rows = self
             .rows(
@@ -448,81 +494,16 @@ impl Store for SqlStore {
         )
         .await
     }
+}
 
-    async fn identity_proofs_of_credential(
-        &self,
-        credential_id: &str,
-    ) -> Result<Vec<IdentityProofRecord>, StoreError> {
-        let q = (
-            sql!(
-                self.backend,
-                "SELECT id, session_id, user_id, credential_id, jws, created_at \
-             FROM identity_proofs WHERE credential_id = ? ORDER BY created_at, id"
-            ),
-            args![credential_id],
-        );
-        self.all("read identity proofs", q, crate::audit::identity_proof)
-            .await
-    }
-
-    async fn identity_proofs_of_session(
-        &self,
-        session_id: &str,
-    ) -> Result<Vec<IdentityProofRecord>, StoreError> {
-        let q = (
-            sql!(
-                self.backend,
-                "SELECT id, session_id, user_id, credential_id, jws, created_at \
-             FROM identity_proofs WHERE session_id = ? ORDER BY created_at, id"
-            ),
-            args![session_id],
-        );
-        self.all("read identity proofs", q, crate::audit::identity_proof)
-            .await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.rows("ping", "SELECT 1", args![]).await.map(drop)
-    }
-
-    // ---- management dashboard: see `management.rs` ----------------------------------------
-
+#[async_trait]
+impl OperatorStore for SqlStore {
     async fn commit_operator(
         &self,
         operator_writes: Vec<passbind_core::operators::OperatorWrite>,
         writes: Vec<Write>,
     ) -> Result<(), StoreError> {
         self.commit_operator_impl(operator_writes, writes).await
-    }
-
-    async fn list_sessions(
-        &self,
-        filter: &passbind_core::management::SessionFilter,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.list_sessions_impl(filter).await
-    }
-
-    async fn session_counts(
-        &self,
-        since: Millis,
-        until: Millis,
-        bucket_ms: i64,
-        now: Millis,
-    ) -> Result<Vec<passbind_core::management::SessionCount>, StoreError> {
-        self.session_counts_impl(since, until, bucket_ms, now).await
-    }
-
-    async fn search_users(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<passbind_core::management::UserSummary>, StoreError> {
-        self.search_users_impl(prefix, after, limit).await
-    }
-
-    async fn management_totals(&self) -> Result<passbind_proto::management::Totals, StoreError> {
-        self.management_totals_impl().await
     }
 
     async fn operator_count(&self) -> Result<u64, StoreError> {
@@ -569,5 +550,38 @@ impl Store for SqlStore {
         id: &str,
     ) -> Result<Option<passbind_core::operators::ChallengeRecord>, StoreError> {
         self.operator_challenge_impl(id).await
+    }
+}
+
+#[async_trait]
+impl ManagementReads for SqlStore {
+    async fn list_sessions(
+        &self,
+        filter: &passbind_core::management::SessionFilter,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.list_sessions_impl(filter).await
+    }
+
+    async fn session_counts(
+        &self,
+        since: Millis,
+        until: Millis,
+        bucket_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<passbind_core::management::SessionCount>, StoreError> {
+        self.session_counts_impl(since, until, bucket_ms, now).await
+    }
+
+    async fn search_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<passbind_core::management::UserSummary>, StoreError> {
+        self.search_users_impl(prefix, after, limit).await
+    }
+
+    async fn management_totals(&self) -> Result<passbind_proto::management::Totals, StoreError> {
+        self.management_totals_impl().await
     }
 }

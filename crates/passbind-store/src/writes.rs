@@ -1,4 +1,4 @@
-//! The writes of [`Store::commit`](passbind_core::ports::Store::commit), each with its
+//! The writes of [`Changes::commit`](passbind_core::ports::Changes::commit), each with its
 //! precondition.
 //!
 //! How a precondition is checked, on both backends alike:

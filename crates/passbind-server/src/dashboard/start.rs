@@ -8,7 +8,8 @@ use crate::config::{Mode, Settings};
 use crate::rp::WebauthnRp;
 use anyhow::{bail, Context};
 use passbind_core::operators::{OperatorConfig, Operators};
-use passbind_core::ports::{RelyingParty, Store};
+use passbind_core::ports::store::*;
+use passbind_core::ports::RelyingParty;
 use std::sync::Arc;
 use url::Url;
 

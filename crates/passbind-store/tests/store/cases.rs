@@ -2,7 +2,7 @@
 
 use crate::fixtures::*;
 use passbind_core::model::{Conflict, SessionRecord, StoreError, Write};
-use passbind_core::ports::Store;
+use passbind_core::ports::store::*;
 use passbind_proto::session::{Flow, IdvFailureReason, SessionState};
 use passbind_store::SqlStore;
 use serde_json::json;

@@ -9,7 +9,7 @@ use passbind_core::operators::{
     ChallengeRecord, OperatorCredentialRecord, OperatorRecord, OperatorSessionRecord,
     OperatorWrite, SetupTokenRecord,
 };
-use passbind_core::ports::Store;
+use passbind_core::ports::store::*;
 use passbind_proto::session::{Flow, IdvFailureReason, SessionState};
 use passbind_store::SqlStore;
 use serde_json::json;

@@ -2,7 +2,7 @@
 
 use crate::fixtures::*;
 use passbind_core::model::{Conflict, Write};
-use passbind_core::ports::Store;
+use passbind_core::ports::store::*;
 use passbind_store::testing::{fresh_postgres, fresh_postgres_at, DATABASE_URL_ENV};
 use passbind_store::{connect, ConnectOptions, SqlStore};
 use std::sync::Arc;

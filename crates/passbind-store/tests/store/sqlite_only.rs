@@ -3,7 +3,7 @@
 
 use crate::fixtures::*;
 use passbind_core::model::{Conflict, StoreError, Write};
-use passbind_core::ports::Store;
+use passbind_core::ports::store::*;
 use passbind_store::testing::fresh_sqlite;
 use passbind_store::{connect, ConnectOptions, SqlStore};
 use std::sync::Arc;
