@@ -48,7 +48,7 @@ async fn start(dir: &std::path::Path, port: u16) -> Server {
         .env("PASSBIND_LISTEN", format!("127.0.0.1:{port}"))
         .spawn()
         .unwrap();
-    let server = Server(child);
+    let mut server = Server(child);
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -58,6 +58,9 @@ async fn start(dir: &std::path::Path, port: u16) -> Server {
             .await;
         if matches!(&ready, Ok(r) if r.status().is_success()) {
             return server;
+        }
+        if let Some(status) = server.0.try_wait().unwrap() {
+            panic!("the server exited at start ({status}); is port {port} taken?");
         }
         assert!(Instant::now() < deadline, "the server did not become ready");
         tokio::time::sleep(Duration::from_millis(10)).await;
