@@ -51,7 +51,7 @@ pub enum TrustRoot {
 /// Attestation policy: what registrations are accepted beyond a valid signature.
 ///
 /// Every switch below exists because real authenticators or the conformance vectors differ
-/// on it (see `/shared/webauthn-vectors/README.md`, "Points of policy"). Defaults are chosen
+/// on it (see the vector suite in `tests/vectors/`). Defaults are chosen
 /// for a production deployment and documented per field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -1,6 +1,7 @@
-//! The WebAuthn vector suite: every case of `shared/webauthn-vectors/suite_core.json` is run
-//! through the adapter and must agree with its `expected.result`, except the cases listed in
-//! [`KNOWN_DISAGREEMENTS`] (which must keep disagreeing, so the table stays honest).
+//! The WebAuthn vector suite: every case of `tests/vectors/suite_core.json` (kept in this
+//! crate; its README names each case's source and licence) is run through the adapter and
+//! must agree with its `expected.result`, except the cases listed in [`KNOWN_DISAGREEMENTS`]
+//! (which must keep disagreeing, so the table stays honest).
 //!
 //! `PASSBIND_WEBAUTHN_VECTORS=/path/to/file.json` additionally runs another file of the same
 //! schema (e.g. one of the per-source files with `extended` cases). For that file, per-case
@@ -344,8 +345,7 @@ fn run_file(path: &PathBuf, enforce_extended: bool, passbind_only: bool) -> Summ
 
 #[test]
 fn webauthn_vector_suite() {
-    let core = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/webauthn-vectors/suite_core.json");
+    let core = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/suite_core.json");
     let s = run_file(&core, true, false);
     println!(
         "vectors: {} cases, {} agree, {} known disagreements",
@@ -398,8 +398,7 @@ fn webauthn_vector_suite() {
 /// cases do not involve attestation and run unchanged.
 #[test]
 fn webauthn_vector_suite_passbind_verifiers() {
-    let core = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/webauthn-vectors/suite_core.json");
+    let core = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/suite_core.json");
     let s = run_file(&core, true, true);
     println!(
         "vectors (Passbind attestation verifiers only): {} cases, {} agree, {} known disagreements",
