@@ -1,5 +1,5 @@
 //! A fake Entrust/Onfido API v3.6 on a real socket, speaking the documented contract
-//! (`/work/shared/docs/IDV-ONFIDO.md`): `Authorization: Token token=...` or an OAuth2 bearer
+//! (the Entrust/Onfido Studio v3.6 protocol): `Authorization: Token token=...` or an OAuth2 bearer
 //! token from `POST /oauth/token`, `POST /applicants`, `POST /workflow_runs` (201 with an
 //! `sdk_token`), `GET /workflow_runs/{id}`, the error envelope, and signed
 //! `workflow_run.completed` webhooks to Passbind. The test decides each run's outcome, and can
