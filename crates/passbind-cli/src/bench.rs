@@ -4,7 +4,6 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use passbind_proto::registration::{CompleteRegistration, OpenRegistration};
 use passbind_proto::session::{SessionState, SessionView};
 use passbind_sdk::client::CoreClient;
 use passbind_sdk::device::{Device, Person};
@@ -139,39 +138,9 @@ async fn enrol(client: &CoreClient, origin: &str, n: usize) -> anyhow::Result<Ar
         let person = Person::new(10_000 + i as u64);
         let phone = Device::new();
         let keys = LoadDevice::new();
-        let s = client
-            .open_registration(&OpenRegistration {
-                external_user_id: user.clone(),
-                display_name: None,
-                prior_biometric: None,
-                workflow_input: None,
-                ttl_seconds: None,
-            })
-            .await?;
-        let idv = s.idv.as_ref().context("no idv")?;
-        phone
-            .submit_capture(idv, &person.enrolment_capture(i as u64))
-            .await?;
-        let v = client
-            .wait_for_verdict(
-                &format!("/v1/registrations/{}", s.id),
-                Duration::from_secs(10),
-            )
-            .await?;
-        if v.state != SessionState::IdvPassed {
-            bail!("enrolment of {user} did not pass: {:?}", v.state);
-        }
-        let cred = keys.create(origin, s.webauthn.as_ref().context("no options")?)?;
-        client
-            .complete_registration(
-                &s.id,
-                &CompleteRegistration {
-                    credential: Some(cred),
-                    credential_id: None,
-                    device_label: None,
-                },
-            )
-            .await?;
+        passbind_sdk::load_device::enrol(client, origin, &user, &person, i as u64, &phone, &keys)
+            .await
+            .with_context(|| format!("enrolment of {user}"))?;
         users.push(User {
             id: user,
             person,

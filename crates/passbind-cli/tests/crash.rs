@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use base64::Engine as _;
-use passbind_proto::registration::{CompleteRegistration, OpenRegistration};
 use passbind_proto::session::SessionState;
 use passbind_sdk::client::CoreClient;
 use passbind_sdk::device::{Device, Person};
@@ -103,38 +102,7 @@ async fn enrol(client: &CoreClient, origin: &str) -> Vec<User> {
         let person = Person::new(500 + i as u64);
         let phone = Device::new();
         let keys = LoadDevice::new();
-        let s = client
-            .open_registration(&OpenRegistration {
-                external_user_id: id.clone(),
-                display_name: None,
-                prior_biometric: None,
-                workflow_input: None,
-                ttl_seconds: None,
-            })
-            .await
-            .unwrap();
-        phone
-            .submit_capture(s.idv.as_ref().unwrap(), &person.enrolment_capture(i as u64))
-            .await
-            .unwrap();
-        let v = client
-            .wait_for_verdict(
-                &format!("/v1/registrations/{}", s.id),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-        assert_eq!(v.state, SessionState::IdvPassed);
-        let cred = keys.create(origin, s.webauthn.as_ref().unwrap()).unwrap();
-        client
-            .complete_registration(
-                &s.id,
-                &CompleteRegistration {
-                    credential: Some(cred),
-                    credential_id: None,
-                    device_label: None,
-                },
-            )
+        passbind_sdk::load_device::enrol(client, origin, &id, &person, i as u64, &phone, &keys)
             .await
             .unwrap();
         users.push(User { id, keys });

@@ -162,3 +162,67 @@ impl LoadDevice {
         }))
     }
 }
+
+/// Why [`enrol`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    #[error(transparent)]
+    Device(#[from] LoadDeviceError),
+    #[error("the identity verification did not pass: {0:?}")]
+    NotPassed(passbind_proto::session::SessionState),
+    #[error("the session has no {0}")]
+    Missing(&'static str),
+}
+
+/// Enrols `external_user_id` through the whole registration flow against the IDV simulator:
+/// opens the registration, sends `person`'s enrolment capture (variant `capture`) from `phone`,
+/// waits for the verdict, creates the passkey on `keys` and completes. For load generators and
+/// tests that sign with a [`LoadDevice`].
+pub async fn enrol(
+    client: &crate::client::CoreClient,
+    origin: &str,
+    external_user_id: &str,
+    person: &crate::device::Person,
+    capture: u64,
+    phone: &crate::device::Device,
+    keys: &LoadDevice,
+) -> Result<(), EnrolError> {
+    use passbind_proto::registration::{CompleteRegistration, OpenRegistration};
+    let s = client
+        .open_registration(&OpenRegistration {
+            external_user_id: external_user_id.to_owned(),
+            display_name: None,
+            prior_biometric: None,
+            workflow_input: None,
+            ttl_seconds: None,
+        })
+        .await?;
+    let idv = s.idv.as_ref().ok_or(EnrolError::Missing("idv"))?;
+    phone
+        .submit_capture(idv, &person.enrolment_capture(capture))
+        .await?;
+    let v = client
+        .wait_for_verdict(
+            &format!("/v1/registrations/{}", s.id),
+            std::time::Duration::from_secs(10),
+        )
+        .await?;
+    if v.state != passbind_proto::session::SessionState::IdvPassed {
+        return Err(EnrolError::NotPassed(v.state));
+    }
+    let options = s.webauthn.as_ref().ok_or(EnrolError::Missing("webauthn"))?;
+    let credential = keys.create(origin, options)?;
+    client
+        .complete_registration(
+            &s.id,
+            &CompleteRegistration {
+                credential: Some(credential),
+                credential_id: None,
+                device_label: None,
+            },
+        )
+        .await?;
+    Ok(())
+}
