@@ -47,6 +47,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// The store handed to the server (PostgreSQL), for a second replica on the same schema.
     pub shared_store: Option<passbind_store::SqlStore>,
+    /// The first configured WebAuthn origin, if the test configured any.
+    configured_origin: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -87,6 +89,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::for_tests(dir.path().to_path_buf(), None);
         tweak(&mut settings);
+        let configured_origin = settings.rp_origins.first().cloned();
         let shared_store = store.clone();
         let server = passbind_server::start(settings, store).await.unwrap();
         let base = server.base_url();
@@ -107,6 +110,7 @@ impl TestApp {
             server,
             dir,
             shared_store,
+            configured_origin,
         }
     }
 
@@ -126,9 +130,12 @@ impl TestApp {
         store.execute_raw(statement).await.unwrap()
     }
 
-    /// The WebAuthn origin the server accepts by default.
+    /// The WebAuthn origin the server accepts: the first configured one, else the default
+    /// (the server's own address).
     pub fn origin(&self) -> String {
-        format!("http://localhost:{}", self.server.addr.port())
+        self.configured_origin
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{}", self.server.addr.port()))
     }
 
     fn dev_keys(&self) -> DevKeys {

@@ -15,6 +15,7 @@ mod onfido;
 mod privacy;
 mod recovery;
 mod registration;
+mod replicas;
 mod step_up;
 mod users;
 mod witness;
