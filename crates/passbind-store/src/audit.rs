@@ -45,6 +45,21 @@ pub(crate) async fn append_all(
     if drafts.is_empty() {
         return Ok(());
     }
+    let (text, params) = pending_insert(drafts)?;
+    let text = match b {
+        Backend::Sqlite => text,
+        Backend::Postgres => crate::sql::to_postgres(&text),
+    };
+    conn.execute(&text, params)
+        .await
+        .map_err(|e| error::db("record audit events", e))?;
+    Ok(())
+}
+
+/// The multi-row insert of [`append_all`], in `?` form, and its parameters.
+pub(crate) fn pending_insert<'q>(
+    drafts: &[&AuditDraft],
+) -> Result<(String, Vec<Value<'q>>), StoreError> {
     let mut text = String::from("INSERT INTO audit_pending (created_at, draft) VALUES ");
     let mut params: Vec<Value<'_>> = Vec::with_capacity(drafts.len() * 2);
     for (i, d) in drafts.iter().enumerate() {
@@ -56,14 +71,7 @@ pub(crate) async fn append_all(
             .map_err(|e| StoreError::Backend(format!("audit event: {e}")))?;
         params.extend(args![d.time_ms, json]);
     }
-    let text = match b {
-        Backend::Sqlite => text,
-        Backend::Postgres => crate::sql::to_postgres(&text),
-    };
-    conn.execute(&text, params)
-        .await
-        .map_err(|e| error::db("record audit events", e))?;
-    Ok(())
+    Ok((text, params))
 }
 
 /// The sequencer's lock on PostgreSQL (transaction-scoped advisory lock).

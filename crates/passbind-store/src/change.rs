@@ -3,7 +3,8 @@
 
 use crate::db::postgres::PgExec;
 use crate::db::sqlite::{Job, SqliteExec};
-use crate::db::Exec;
+use crate::db::{DbErrorKind, Exec, Value};
+use crate::writes::{single, OnZero};
 use crate::{error, Backend, Engine, SqlStore};
 use passbind_core::model::{Conflict, StoreError, Write};
 use passbind_core::operators::OperatorWrite;
@@ -14,7 +15,8 @@ impl SqlStore {
     ///
     /// SQLite: the change goes to the writer thread, which commits it in a group with the
     /// changes queued beside it, under its own savepoint; the answer comes after the group's
-    /// `COMMIT`. PostgreSQL: one transaction on one pooled connection.
+    /// `COMMIT`. PostgreSQL: one statement when the change allows it ([`OneStatement`]), else
+    /// one transaction on one pooled connection.
     pub(crate) async fn run_change(
         &self,
         ops: Vec<OperatorWrite>,
@@ -41,6 +43,28 @@ impl SqlStore {
                     .map_err(|_| StoreError::Backend("the SQLite writer is gone".into()))?
             }
             Engine::Postgres(pool) => {
+                if ops.is_empty() {
+                    if let Some(one) = OneStatement::of(&writes)? {
+                        match crate::db::postgres::execute(pool, &one.text, &one.args).await {
+                            Ok(_) => return Ok(()),
+                            Err(e) => match e.kind {
+                                DbErrorKind::Precondition(k) => match one.checked.get(k) {
+                                    Some(OnZero::Conflict(c)) => {
+                                        return Err(StoreError::Conflict(*c))
+                                    }
+                                    // Which precondition failed takes a query: the
+                                    // transaction below asks it.
+                                    Some(_) => {}
+                                    None => return Err(error::db("apply change", e)),
+                                },
+                                // Which write a constraint refused: the transaction below
+                                // tells (the statement changed nothing).
+                                DbErrorKind::Unique | DbErrorKind::ForeignKey => {}
+                                _ => return Err(error::db("apply change", e)),
+                            },
+                        }
+                    }
+                }
                 let mut tx = pool.begin().await.map_err(|e| {
                     error::db("begin transaction", crate::db::postgres::db_error(&e))
                 })?;
@@ -59,6 +83,94 @@ impl SqlStore {
             }
         }
     }
+}
+
+/// A PostgreSQL change as one statement, one round trip instead of `BEGIN`, a statement per
+/// write and `COMMIT`: each write a data-modifying `WITH` query (`w0 AS (UPDATE ... RETURNING
+/// 1)`), the audit events another, and a final `SELECT passbind_require_rows(...)` that fails
+/// the statement, undoing all of it, when a write that must change a row changed none (see
+/// migration 0007). The writes run on one snapshot and a row locked by a concurrent change is
+/// re-checked once that change commits, as in the transaction. Only for writes that are single
+/// statements on distinct tables, none of which needs a row another one inserts (a new user
+/// and their credential go through the transaction).
+struct OneStatement<'q> {
+    text: String,
+    args: Vec<Value<'q>>,
+    /// Per position in the `passbind_require_rows` array: what its zero rows mean.
+    checked: Vec<OnZero>,
+}
+
+impl<'q> OneStatement<'q> {
+    fn of(writes: &'q [Write]) -> Result<Option<Self>, StoreError> {
+        let mut text = String::from("WITH ");
+        let mut args = Vec::new();
+        let mut checked = Vec::new();
+        let mut counts = String::new();
+        let mut tables: Vec<&str> = Vec::new();
+        let mut audit = Vec::new();
+        for w in writes {
+            match w {
+                Write::AppendAudit(d) => {
+                    audit.push(d);
+                    continue;
+                }
+                Write::InsertUser(_) | Write::InsertEbt(_) | Write::InsertCredential(_) => {
+                    return Ok(None)
+                }
+                _ => {}
+            }
+            let Some(one) = single(w)? else {
+                return Ok(None);
+            };
+            let table = target_table(one.text);
+            if tables.contains(&table) {
+                return Ok(None);
+            }
+            let n = tables.len();
+            tables.push(table);
+            if n > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("w{n} AS ({} RETURNING 1)", one.text));
+            args.extend(one.args);
+            if !matches!(one.on_zero, OnZero::Fine) {
+                if !checked.is_empty() {
+                    counts.push_str(", ");
+                }
+                counts.push_str(&format!("(SELECT count(*) FROM w{n})"));
+                checked.push(one.on_zero);
+            }
+        }
+        if !audit.is_empty() {
+            let (insert, params) = crate::audit::pending_insert(&audit)?;
+            if !tables.is_empty() {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("a AS ({insert} RETURNING 1)"));
+            args.extend(params);
+        } else if tables.is_empty() {
+            return Ok(None);
+        }
+        text.push_str(&format!(
+            " SELECT passbind_require_rows(ARRAY[{counts}]::BIGINT[]) AS ok"
+        ));
+        Ok(Some(Self {
+            text: crate::sql::to_postgres(&text),
+            args,
+            checked,
+        }))
+    }
+}
+
+/// The table a single-statement write changes: the word after `INSERT INTO`, `UPDATE` or
+/// `DELETE FROM`.
+fn target_table(statement: &str) -> &str {
+    let mut words = statement.split_whitespace();
+    let first = words.next().unwrap_or_default();
+    if first.eq_ignore_ascii_case("INSERT") || first.eq_ignore_ascii_case("DELETE") {
+        words.next();
+    }
+    words.next().unwrap_or_default()
 }
 
 /// Applies one change inside the caller's transaction: every write with its precondition, in
@@ -221,5 +333,83 @@ impl SqlStore {
                 return Ok(total);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use passbind_core::model::Conflict;
+
+    fn consume(at: i64) -> Write {
+        Write::ConsumeSecret {
+            hash: vec![7; 32],
+            at,
+        }
+    }
+
+    fn revoke(id: &str) -> Write {
+        Write::RevokeCredential {
+            credential_id: id.to_owned(),
+            at: 5,
+        }
+    }
+
+    #[test]
+    fn independent_writes_on_distinct_tables_become_one_statement() {
+        let writes = vec![
+            consume(1),
+            Write::DeleteEbt {
+                user_id: "usr_1".into(),
+            },
+            revoke("c1"),
+        ];
+        let one = OneStatement::of(&writes).unwrap().unwrap();
+        assert_eq!(
+            one.text,
+            "WITH w0 AS (UPDATE secrets SET consumed_at = $1 WHERE hash = $2 AND consumed_at IS \
+             NULL RETURNING 1), w1 AS (DELETE FROM ebts WHERE user_id = $3 RETURNING 1), w2 AS \
+             (UPDATE credentials SET revoked_at = $4 WHERE credential_id = $5 AND revoked_at IS \
+             NULL RETURNING 1) SELECT passbind_require_rows(ARRAY[(SELECT count(*) FROM w0), \
+             (SELECT count(*) FROM w2)]::BIGINT[]) AS ok"
+        );
+        assert_eq!(one.args.len(), 5);
+        // Only the guarded writes are counted, in write order: position 1 is the revocation.
+        assert!(matches!(
+            one.checked.as_slice(),
+            [
+                OnZero::Conflict(Conflict::NotFound),
+                OnZero::Conflict(Conflict::NotFound)
+            ]
+        ));
+    }
+
+    #[test]
+    fn two_writes_of_one_table_or_a_new_user_take_the_transaction() {
+        assert!(OneStatement::of(&[revoke("c1"), revoke("c2")])
+            .unwrap()
+            .is_none());
+        assert!(OneStatement::of(&[]).unwrap().is_none());
+        let user = passbind_core::model::UserRecord {
+            id: "usr_1".into(),
+            external_user_id: "alice".into(),
+            user_handle: vec![1; 16],
+            created_at: 1,
+            erased_at: None,
+        };
+        assert!(OneStatement::of(&[Write::InsertUser(user), consume(1)])
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn the_target_table_is_read_from_the_statement() {
+        assert_eq!(
+            target_table("INSERT INTO sessions (id) VALUES (?)"),
+            "sessions"
+        );
+        assert_eq!(target_table("UPDATE credentials SET a = ?"), "credentials");
+        assert_eq!(target_table("DELETE FROM ebts WHERE user_id = ?"), "ebts");
     }
 }

@@ -48,6 +48,22 @@ macro_rules! sql {
 }
 pub(crate) use sql;
 
+/// `stmt!("UPDATE ... WHERE id = ?")`: the statement in `?` form and in PostgreSQL's form, both
+/// `&'static str` (the PostgreSQL form computed on first use), for code that composes
+/// statements ([`crate::writes::Single`]).
+macro_rules! stmt {
+    ($text:expr) => {{
+        static POSTGRES: ::std::sync::OnceLock<String> = ::std::sync::OnceLock::new();
+        (
+            $text,
+            POSTGRES
+                .get_or_init(|| $crate::sql::to_postgres($text))
+                .as_str(),
+        )
+    }};
+}
+pub(crate) use stmt;
+
 #[cfg(test)]
 mod tests {
     use super::to_postgres;

@@ -32,7 +32,7 @@
 use crate::db::{args, DbErrorKind, Exec, Value};
 use crate::error;
 use crate::rows;
-use crate::sql::sql;
+use crate::sql::{sql, stmt};
 use crate::Backend;
 use passbind_core::model::{Conflict, StoreError, Write};
 
@@ -96,202 +96,286 @@ pub(crate) fn require(rows: u64, conflict: Conflict) -> Result<(), StoreError> {
     }
 }
 
-pub(crate) async fn apply(b: Backend, conn: &mut dyn Exec, w: &Write) -> Result<(), StoreError> {
-    use Conflict::*;
-    match w {
-        Write::InsertUser(u) => {
-            let q = (
-                sql!(
-                    b,
-                    "INSERT INTO users (id, external_user_id, user_handle, created_at, erased_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                ),
-                args![
-                    u.id.as_str(),
-                    u.external_user_id.as_str(),
-                    u.user_handle.as_slice(),
-                    u.created_at,
-                    u.erased_at
-                ],
-            );
-            if run(conn, "insert user", DuplicateId, q).await? == 0 {
-                let taken = exists(
-                    conn,
-                    "insert user",
-                    (
-                        sql!(b, "SELECT 1 FROM users WHERE external_user_id = ?"),
-                        args![u.external_user_id.as_str()],
-                    ),
-                )
-                .await?;
-                return Err(StoreError::Conflict(if taken {
-                    DuplicateUser
-                } else {
-                    DuplicateId
-                }));
-            }
-            Ok(())
+/// What a single-statement write's zero affected rows mean.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum OnZero {
+    /// Nothing: the write may change no row.
+    Fine,
+    /// Its precondition failed.
+    Conflict(Conflict),
+    /// One of several preconditions failed; [`explain_zero`] finds out which.
+    Explain,
+}
+
+/// A write that is one statement: its text in `?` form and in PostgreSQL's, its parameters,
+/// and what a unique violation and zero affected rows mean.
+pub(crate) struct Single<'q> {
+    pub(crate) context: &'static str,
+    pub(crate) text: &'static str,
+    pub(crate) postgres: &'static str,
+    pub(crate) args: Vec<Value<'q>>,
+    pub(crate) on_unique: Conflict,
+    pub(crate) on_zero: OnZero,
+}
+
+impl<'q> Single<'q> {
+    fn new(
+        context: &'static str,
+        (text, postgres): (&'static str, &'static str),
+        args: Vec<Value<'q>>,
+        on_unique: Conflict,
+        on_zero: OnZero,
+    ) -> Self {
+        Self {
+            context,
+            text,
+            postgres,
+            args,
+            on_unique,
+            on_zero,
         }
+    }
+}
+
+/// Applies one write, with its precondition, in the caller's transaction.
+pub(crate) async fn apply(b: Backend, conn: &mut dyn Exec, w: &Write) -> Result<(), StoreError> {
+    let Some(one) = single(w)? else {
+        return match w {
+            Write::AppendAudit(d) => crate::audit::append_all(b, conn, &[d]).await,
+            Write::InsertCheckpoint {
+                checkpoint,
+                frontier,
+                previous_tree_size,
+            } => {
+                crate::audit::insert_checkpoint(b, conn, checkpoint, frontier, *previous_tree_size)
+                    .await
+            }
+            Write::InsertIdentityProof(p) => crate::audit::insert_identity_proof(b, conn, p).await,
+            _ => Err(StoreError::Backend(
+                "a single-statement write without its statement".to_owned(),
+            )),
+        };
+    };
+    let text = match b {
+        Backend::Sqlite => one.text,
+        Backend::Postgres => one.postgres,
+    };
+    let rows = run(conn, one.context, one.on_unique, (text, one.args)).await?;
+    match (rows, one.on_zero) {
+        (0, OnZero::Conflict(c)) => Err(StoreError::Conflict(c)),
+        (0, OnZero::Explain) => Err(explain_zero(b, conn, w).await?),
+        _ => Ok(()),
+    }
+}
+
+/// Why a write whose statement changed no row ([`OnZero::Explain`]) was refused.
+pub(crate) async fn explain_zero(
+    b: Backend,
+    conn: &mut dyn Exec,
+    w: &Write,
+) -> Result<StoreError, StoreError> {
+    use Conflict::*;
+    Ok(StoreError::Conflict(match w {
+        // The external id is taken, or else the id or the user handle.
+        Write::InsertUser(u) => {
+            let taken = exists(
+                conn,
+                "insert user",
+                (
+                    sql!(b, "SELECT 1 FROM users WHERE external_user_id = ?"),
+                    args![u.external_user_id.as_str()],
+                ),
+            )
+            .await?;
+            if taken {
+                DuplicateUser
+            } else {
+                DuplicateId
+            }
+        }
+        // Which guard refused it: the credential (absent, revoked) or the counter.
+        Write::UpdateCredentialUse { credential_id, .. } => {
+            let live = exists(
+                conn,
+                "update credential use",
+                (
+                    sql!(
+                        b,
+                        "SELECT 1 FROM credentials WHERE credential_id = ? AND revoked_at IS NULL"
+                    ),
+                    args![credential_id.as_str()],
+                ),
+            )
+            .await?;
+            if live {
+                CounterRegressed
+            } else {
+                NotFound
+            }
+        }
+        _ => {
+            return Err(StoreError::Backend(
+                "no explanation for a write that changed no row".to_owned(),
+            ))
+        }
+    }))
+}
+
+/// The write as one statement, if it is one (all but audit events, checkpoints and identity
+/// proofs, which [`crate::audit`] writes).
+pub(crate) fn single(w: &Write) -> Result<Option<Single<'_>>, StoreError> {
+    use Conflict::*;
+    Ok(Some(match w {
+        Write::InsertUser(u) => Single::new(
+            "insert user",
+            stmt!(
+                "INSERT INTO users (id, external_user_id, user_handle, created_at, erased_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            args![
+                u.id.as_str(),
+                u.external_user_id.as_str(),
+                u.user_handle.as_slice(),
+                u.created_at,
+                u.erased_at
+            ],
+            DuplicateId,
+            OnZero::Explain,
+        ),
         Write::MarkUserErased { user_id, at } => {
             // Erasing twice keeps the first time.
-            let q = (
-                sql!(
-                    b,
-                    "UPDATE users SET erased_at = COALESCE(erased_at, ?) WHERE id = ?"
-                ),
+            Single::new(
+                "mark user erased",
+                stmt!("UPDATE users SET erased_at = COALESCE(erased_at, ?) WHERE id = ?"),
                 args![*at, user_id.as_str()],
-            );
-            require(
-                run(conn, "mark user erased", DuplicateId, q).await?,
-                NotFound,
+                DuplicateId,
+                OnZero::Conflict(NotFound),
             )
         }
-        Write::InsertSession(s) => {
-            let q = (
-                sql!(
-                    b,
-                    "INSERT INTO sessions (id, flow, state, version, user_id, external_user_id, \
+        Write::InsertSession(s) => Single::new(
+            "insert session",
+            stmt!(
+                "INSERT INTO sessions (id, flow, state, version, user_id, external_user_id, \
                  created_at, updated_at, expires_at, idv_provider, idv_run_id, idv_failure, \
                  credential_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT DO NOTHING"
-                ),
-                args![
-                    s.id.as_str(),
-                    s.flow.as_str(),
-                    s.state.as_str(),
-                    s.version,
-                    s.user_id.as_str(),
-                    s.external_user_id.as_str(),
-                    s.created_at,
-                    s.updated_at,
-                    s.expires_at,
-                    s.idv_provider.as_deref(),
-                    s.idv_run_id.as_deref(),
-                    s.idv_failure.map(|f| f.as_str()),
-                    s.credential_id.as_deref(),
-                    rows::json(&s.data)?
-                ],
-            );
-            require(
-                run(conn, "insert session", DuplicateId, q).await?,
-                DuplicateId,
-            )
-        }
+            ),
+            args![
+                s.id.as_str(),
+                s.flow.as_str(),
+                s.state.as_str(),
+                s.version,
+                s.user_id.as_str(),
+                s.external_user_id.as_str(),
+                s.created_at,
+                s.updated_at,
+                s.expires_at,
+                s.idv_provider.as_deref(),
+                s.idv_run_id.as_deref(),
+                s.idv_failure.map(|f| f.as_str()),
+                s.credential_id.as_deref(),
+                rows::json(&s.data)?
+            ],
+            DuplicateId,
+            OnZero::Conflict(DuplicateId),
+        ),
         Write::UpdateSession {
             record: s,
             expected_version,
-        } => {
-            let q = (
-                sql!(
-                    b,
-                    "UPDATE sessions SET flow = ?, state = ?, version = ?, user_id = ?, \
+        } => Single::new(
+            "update session",
+            stmt!(
+                "UPDATE sessions SET flow = ?, state = ?, version = ?, user_id = ?, \
                  external_user_id = ?, created_at = ?, updated_at = ?, expires_at = ?, \
                  idv_provider = ?, idv_run_id = ?, idv_failure = ?, credential_id = ?, data = ? \
                  WHERE id = ? AND version = ?"
-                ),
-                args![
-                    s.flow.as_str(),
-                    s.state.as_str(),
-                    s.version,
-                    s.user_id.as_str(),
-                    s.external_user_id.as_str(),
-                    s.created_at,
-                    s.updated_at,
-                    s.expires_at,
-                    s.idv_provider.as_deref(),
-                    s.idv_run_id.as_deref(),
-                    s.idv_failure.map(|f| f.as_str()),
-                    s.credential_id.as_deref(),
-                    rows::json(&s.data)?,
-                    s.id.as_str(),
-                    *expected_version
-                ],
-            );
-            require(
-                run(conn, "update session", DuplicateId, q).await?,
-                SessionVersion,
-            )
-        }
-        Write::InsertEbt(e) => {
-            let q = (
-                sql!(
-                    b,
-                    "INSERT INTO ebts (user_id, key_version, wrapped_dek, ciphertext, created_at) \
+            ),
+            args![
+                s.flow.as_str(),
+                s.state.as_str(),
+                s.version,
+                s.user_id.as_str(),
+                s.external_user_id.as_str(),
+                s.created_at,
+                s.updated_at,
+                s.expires_at,
+                s.idv_provider.as_deref(),
+                s.idv_run_id.as_deref(),
+                s.idv_failure.map(|f| f.as_str()),
+                s.credential_id.as_deref(),
+                rows::json(&s.data)?,
+                s.id.as_str(),
+                *expected_version
+            ],
+            DuplicateId,
+            OnZero::Conflict(SessionVersion),
+        ),
+        Write::InsertEbt(e) => Single::new(
+            "insert ebt",
+            stmt!(
+                "INSERT INTO ebts (user_id, key_version, wrapped_dek, ciphertext, created_at) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                ),
-                args![
-                    e.user_id.as_str(),
-                    i64::from(e.key_version),
-                    e.wrapped_dek.as_slice(),
-                    e.ciphertext.as_slice(),
-                    e.created_at
-                ],
-            );
-            require(
-                run(conn, "insert ebt", DuplicateEbt, q).await?,
-                DuplicateEbt,
-            )
-        }
+            ),
+            args![
+                e.user_id.as_str(),
+                i64::from(e.key_version),
+                e.wrapped_dek.as_slice(),
+                e.ciphertext.as_slice(),
+                e.created_at
+            ],
+            DuplicateEbt,
+            OnZero::Conflict(DuplicateEbt),
+        ),
         Write::ReplaceEbtKey {
             user_id,
             key_version,
             wrapped_dek,
-        } => {
-            let q = (
-                sql!(
-                    b,
-                    "UPDATE ebts SET key_version = ?, wrapped_dek = ? WHERE user_id = ?"
-                ),
-                args![
-                    i64::from(*key_version),
-                    wrapped_dek.as_slice(),
-                    user_id.as_str()
-                ],
-            );
-            require(
-                run(conn, "replace ebt key", DuplicateEbt, q).await?,
-                NotFound,
-            )
-        }
-        Write::DeleteEbt { user_id } => {
-            let q = (
-                sql!(b, "DELETE FROM ebts WHERE user_id = ?"),
-                args![user_id.as_str()],
-            );
-            run(conn, "delete ebt", DuplicateEbt, q).await.map(drop)
-        }
-        Write::InsertCredential(c) => {
-            let q = (
-                sql!(
-                b,
+        } => Single::new(
+            "replace ebt key",
+            stmt!("UPDATE ebts SET key_version = ?, wrapped_dek = ? WHERE user_id = ?"),
+            args![
+                i64::from(*key_version),
+                wrapped_dek.as_slice(),
+                user_id.as_str()
+            ],
+            DuplicateEbt,
+            OnZero::Conflict(NotFound),
+        ),
+        Write::DeleteEbt { user_id } => Single::new(
+            "delete ebt",
+            stmt!("DELETE FROM ebts WHERE user_id = ?"),
+            args![user_id.as_str()],
+            DuplicateEbt,
+            OnZero::Fine,
+        ),
+        Write::InsertCredential(c) => Single::new(
+            "insert credential",
+            stmt!(
                 "INSERT INTO credentials (credential_id, user_id, public_key, alg, sign_count, \
                  aaguid, transports, backup_eligible, backed_up, attestation_format, \
                  device_label, registration_session_id, created_at, last_used_at, revoked_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
             ),
-                args![
-                    c.credential_id.as_str(),
-                    c.user_id.as_str(),
-                    c.public_key.as_deref(),
-                    c.alg,
-                    c.sign_count,
-                    c.aaguid.as_deref(),
-                    rows::string_list(&c.transports)?,
-                    rows::flag(c.backup_eligible),
-                    rows::flag(c.backed_up),
-                    c.attestation_format.as_deref(),
-                    c.device_label.as_deref(),
-                    c.registration_session_id.as_str(),
-                    c.created_at,
-                    c.last_used_at,
-                    c.revoked_at
-                ],
-            );
-            require(
-                run(conn, "insert credential", DuplicateCredential, q).await?,
-                DuplicateCredential,
-            )
-        }
+            args![
+                c.credential_id.as_str(),
+                c.user_id.as_str(),
+                c.public_key.as_deref(),
+                c.alg,
+                c.sign_count,
+                c.aaguid.as_deref(),
+                rows::string_list(&c.transports)?,
+                rows::flag(c.backup_eligible),
+                rows::flag(c.backed_up),
+                c.attestation_format.as_deref(),
+                c.device_label.as_deref(),
+                c.registration_session_id.as_str(),
+                c.created_at,
+                c.last_used_at,
+                c.revoked_at
+            ],
+            DuplicateCredential,
+            OnZero::Conflict(DuplicateCredential),
+        ),
         Write::UpdateCredentialUse {
             credential_id,
             sign_count,
@@ -302,9 +386,9 @@ pub(crate) async fn apply(b: Backend, conn: &mut dyn Exec, w: &Write) -> Result<
             // The maximum is taken against the committed row (PostgreSQL re-checks a row a
             // concurrent transaction changed; SQLite has one writer), never against a value
             // read before the transaction.
-            let q = (
-                sql!(
-                    b,
+            Single::new(
+                "update credential use",
+                stmt!(
                     "UPDATE credentials SET \
                  sign_count = CASE WHEN sign_count > ? THEN sign_count ELSE ? END, \
                  backed_up = ?, last_used_at = ? \
@@ -321,166 +405,113 @@ pub(crate) async fn apply(b: Backend, conn: &mut dyn Exec, w: &Write) -> Result<
                     *sign_count,
                     *sign_count
                 ],
-            );
-            if run(conn, "update credential use", DuplicateCredential, q).await? > 0 {
-                return Ok(());
-            }
-            // Which guard refused it: the credential (absent, revoked) or the counter.
-            let live = exists(
-                conn,
-                "update credential use",
-                (
-                    sql!(
-                        b,
-                        "SELECT 1 FROM credentials WHERE credential_id = ? AND revoked_at IS NULL"
-                    ),
-                    args![credential_id.as_str()],
-                ),
+                DuplicateCredential,
+                OnZero::Explain,
             )
-            .await?;
-            Err(StoreError::Conflict(if live {
-                CounterRegressed
-            } else {
-                NotFound
-            }))
         }
-        Write::RevokeCredential { credential_id, at } => {
-            let q = (
-                sql!(
-                    b,
-                    "UPDATE credentials SET revoked_at = ? \
+        Write::RevokeCredential { credential_id, at } => Single::new(
+            "revoke credential",
+            stmt!(
+                "UPDATE credentials SET revoked_at = ? \
                  WHERE credential_id = ? AND revoked_at IS NULL"
-                ),
-                args![*at, credential_id.as_str()],
-            );
-            require(
-                run(conn, "revoke credential", DuplicateCredential, q).await?,
-                NotFound,
-            )
-        }
-        Write::RevokeUserCredentials { user_id, keep, at } => {
-            let q = match keep {
-                Some(keep) => (
-                    sql!(
-                        b,
-                        "UPDATE credentials SET revoked_at = ? \
+            ),
+            args![*at, credential_id.as_str()],
+            DuplicateCredential,
+            OnZero::Conflict(NotFound),
+        ),
+        Write::RevokeUserCredentials { user_id, keep, at } => match keep {
+            Some(keep) => Single::new(
+                "revoke user credentials",
+                stmt!(
+                    "UPDATE credentials SET revoked_at = ? \
                      WHERE user_id = ? AND revoked_at IS NULL AND credential_id <> ?"
-                    ),
-                    args![*at, user_id.as_str(), keep.as_str()],
                 ),
-                None => (
-                    sql!(
-                        b,
-                        "UPDATE credentials SET revoked_at = ? \
+                args![*at, user_id.as_str(), keep.as_str()],
+                DuplicateCredential,
+                OnZero::Fine,
+            ),
+            None => Single::new(
+                "revoke user credentials",
+                stmt!(
+                    "UPDATE credentials SET revoked_at = ? \
                      WHERE user_id = ? AND revoked_at IS NULL"
-                    ),
-                    args![*at, user_id.as_str()],
                 ),
-            };
-            run(conn, "revoke user credentials", DuplicateCredential, q)
-                .await
-                .map(drop)
-        }
+                args![*at, user_id.as_str()],
+                DuplicateCredential,
+                OnZero::Fine,
+            ),
+        },
         Write::RecordIdvEvent {
             provider,
             event_key,
             received_at,
-        } => {
-            let q = (
-                sql!(
-                    b,
-                    "INSERT INTO idv_events (provider, event_key, received_at) VALUES (?, ?, ?) \
+        } => Single::new(
+            "record idv event",
+            stmt!(
+                "INSERT INTO idv_events (provider, event_key, received_at) VALUES (?, ?, ?) \
                  ON CONFLICT DO NOTHING"
-                ),
-                args![provider.as_str(), event_key.as_str(), *received_at],
-            );
-            require(
-                run(conn, "record idv event", DuplicateIdvEvent, q).await?,
-                DuplicateIdvEvent,
-            )
-        }
-        Write::InsertApiKey(k) => {
-            let q = (
-                sql!(
-                    b,
-                    "INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, revoked_at) \
+            ),
+            args![provider.as_str(), event_key.as_str(), *received_at],
+            DuplicateIdvEvent,
+            OnZero::Conflict(DuplicateIdvEvent),
+        ),
+        Write::InsertApiKey(k) => Single::new(
+            "insert api key",
+            stmt!(
+                "INSERT INTO api_keys (id, name, secret_hash, scopes, created_at, revoked_at) \
                  VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                ),
-                args![
-                    k.id.as_str(),
-                    k.name.as_str(),
-                    k.secret_hash.as_slice(),
-                    rows::string_list(&k.scopes)?,
-                    k.created_at,
-                    k.revoked_at
-                ],
-            );
-            require(
-                run(conn, "insert api key", DuplicateId, q).await?,
-                DuplicateId,
-            )
-        }
-        Write::RevokeApiKey { id, at } => {
-            let q = (
-                sql!(
-                    b,
-                    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
-                ),
-                args![*at, id.as_str()],
-            );
-            require(run(conn, "revoke api key", DuplicateId, q).await?, NotFound)
-        }
-        Write::InsertSecret(s) => {
-            let q = (
-                sql!(
-                    b,
-                    "INSERT INTO secrets (hash, kind, session_id, created_at, expires_at, \
+            ),
+            args![
+                k.id.as_str(),
+                k.name.as_str(),
+                k.secret_hash.as_slice(),
+                rows::string_list(&k.scopes)?,
+                k.created_at,
+                k.revoked_at
+            ],
+            DuplicateId,
+            OnZero::Conflict(DuplicateId),
+        ),
+        Write::RevokeApiKey { id, at } => Single::new(
+            "revoke api key",
+            stmt!("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
+            args![*at, id.as_str()],
+            DuplicateId,
+            OnZero::Conflict(NotFound),
+        ),
+        Write::InsertSecret(s) => Single::new(
+            "insert secret",
+            stmt!(
+                "INSERT INTO secrets (hash, kind, session_id, created_at, expires_at, \
                  consumed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                ),
-                args![
-                    s.hash.as_slice(),
-                    s.kind.as_str(),
-                    s.session_id.as_str(),
-                    s.created_at,
-                    s.expires_at,
-                    s.consumed_at
-                ],
-            );
-            require(
-                run(conn, "insert secret", DuplicateId, q).await?,
-                DuplicateId,
-            )
+            ),
+            args![
+                s.hash.as_slice(),
+                s.kind.as_str(),
+                s.session_id.as_str(),
+                s.created_at,
+                s.expires_at,
+                s.consumed_at
+            ],
+            DuplicateId,
+            OnZero::Conflict(DuplicateId),
+        ),
+        Write::RecordFailure { user_id, kind, at } => Single::new(
+            "record failure",
+            stmt!("INSERT INTO failures (user_id, kind, at) VALUES (?, ?, ?)"),
+            args![user_id.as_str(), kind.as_str(), *at],
+            DuplicateId,
+            OnZero::Fine,
+        ),
+        Write::ConsumeSecret { hash, at } => Single::new(
+            "consume secret",
+            stmt!("UPDATE secrets SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL"),
+            args![*at, hash.as_slice()],
+            DuplicateId,
+            OnZero::Conflict(NotFound),
+        ),
+        Write::AppendAudit(_) | Write::InsertCheckpoint { .. } | Write::InsertIdentityProof(_) => {
+            return Ok(None)
         }
-        Write::AppendAudit(d) => crate::audit::append_all(b, conn, &[d]).await,
-        Write::InsertCheckpoint {
-            checkpoint,
-            frontier,
-            previous_tree_size,
-        } => {
-            crate::audit::insert_checkpoint(b, conn, checkpoint, frontier, *previous_tree_size)
-                .await
-        }
-        Write::InsertIdentityProof(p) => crate::audit::insert_identity_proof(b, conn, p).await,
-        Write::RecordFailure { user_id, kind, at } => {
-            let q = (
-                sql!(
-                    b,
-                    "INSERT INTO failures (user_id, kind, at) VALUES (?, ?, ?)"
-                ),
-                args![user_id.as_str(), kind.as_str(), *at],
-            );
-            run(conn, "record failure", DuplicateId, q).await?;
-            Ok(())
-        }
-        Write::ConsumeSecret { hash, at } => {
-            let q = (
-                sql!(
-                    b,
-                    "UPDATE secrets SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL"
-                ),
-                args![*at, hash.as_slice()],
-            );
-            require(run(conn, "consume secret", DuplicateId, q).await?, NotFound)
-        }
-    }
+    }))
 }

@@ -214,6 +214,9 @@ pub(crate) enum DbErrorKind {
     ForeignKey,
     /// SQLite gave up waiting for a lock held by another process (the busy timeout passed).
     Busy,
+    /// PostgreSQL: the write at this position of a one-statement change
+    /// ([`crate::change`]) changed no row, and the whole statement was undone.
+    Precondition(usize),
     Other,
 }
 

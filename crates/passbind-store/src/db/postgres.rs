@@ -32,6 +32,12 @@ pub(crate) fn db_error(e: &sqlx::Error) -> DbError {
             let kind = match code.as_str() {
                 "23505" => DbErrorKind::Unique,
                 "23503" => DbErrorKind::ForeignKey,
+                // Raised by `passbind_require_rows` (migration 0007).
+                "PBW01" => d
+                    .message()
+                    .strip_prefix("passbind precondition ")
+                    .and_then(|n| n.parse().ok())
+                    .map_or(DbErrorKind::Other, DbErrorKind::Precondition),
                 _ => DbErrorKind::Other,
             };
             DbError {
@@ -132,6 +138,19 @@ impl Exec for PgExec<'_> {
             .map_err(|e| db_error(&e))?;
         rows(&got)
     }
+}
+
+/// Runs a statement on the pool (in a transaction of its own); returns the rows it changed.
+pub(crate) async fn execute(
+    pool: &sqlx::PgPool,
+    sql: &str,
+    args: &[Value<'_>],
+) -> Result<u64, DbError> {
+    bind(sqlx::query(sql), args)
+        .execute(pool)
+        .await
+        .map(|d| d.rows_affected())
+        .map_err(|e| db_error(&e))
 }
 
 /// Runs a query on the pool.
