@@ -3,6 +3,7 @@
 use crate::auth::{self, NewApiKey};
 use crate::crypto::{keyed_hash, KeyRing};
 use crate::error::CoreError;
+use crate::flows::common::Preloaded;
 use crate::machine::{self, effective_state, Event};
 use crate::model::*;
 use crate::ports::{Clock, IdvProvider, RelyingParty, Rng, Store};
@@ -260,6 +261,42 @@ impl Engine {
         }
         match self.store.session(id).await? {
             Some(s) if s.flow == flow => Ok(s),
+            _ => Err(CoreError::SessionNotFound),
+        }
+    }
+
+    /// Like [`Engine::load_session`], and reads with the session the credential that
+    /// `assertion` names in its `id` member, with its owner (one read instead of three, for
+    /// the completions that verify an assertion).
+    pub(crate) async fn load_session_with_credential(
+        &self,
+        id: &str,
+        flow: Flow,
+        assertion: Option<&serde_json::Value>,
+    ) -> Result<(SessionRecord, Preloaded), CoreError> {
+        let named = assertion
+            .and_then(|a| a.get("id"))
+            .and_then(|v| v.as_str())
+            .filter(|c| !c.is_empty() && c.len() <= 1366);
+        let Some(credential_id) = named else {
+            return Ok((self.load_session(id, flow).await?, Preloaded::default()));
+        };
+        if !crate::validate::is_record_id(id) {
+            return Err(CoreError::SessionNotFound);
+        }
+        match self
+            .store
+            .session_with_credential(id, credential_id)
+            .await?
+        {
+            Some(read) if read.session.flow == flow => Ok((
+                read.session,
+                Preloaded {
+                    credential_id: Some(credential_id.to_owned()),
+                    credential: read.credential,
+                    owner: read.owner,
+                },
+            )),
             _ => Err(CoreError::SessionNotFound),
         }
     }

@@ -37,6 +37,17 @@ pub struct EbtRecord {
     pub created_at: Millis,
 }
 
+/// A session and, read with it, the credential an assertion names and that credential's
+/// owner ([`crate::ports::SessionStore::session_with_credential`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionWithCredential {
+    pub session: SessionRecord,
+    /// `None` if there is no such credential.
+    pub credential: Option<CredentialRecord>,
+    /// The credential's user; `None` without a credential.
+    pub owner: Option<UserRecord>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRecord {
     /// base64url (no padding) of the raw credential id.

@@ -41,6 +41,15 @@ pub trait Changes: Send + Sync + 'static {
 pub trait SessionStore: Send + Sync + 'static {
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
+    /// The session `id` and, in the same read, the credential `credential_id` with its owner:
+    /// what completing a ceremony with an assertion needs, read at once. `None` if there is
+    /// no such session.
+    async fn session_with_credential(
+        &self,
+        id: &str,
+        credential_id: &str,
+    ) -> Result<Option<SessionWithCredential>, StoreError>;
+
     async fn session_by_idv_run(
         &self,
         provider: &str,
@@ -88,6 +97,13 @@ pub trait UserStore: Send + Sync + 'static {
     ) -> Result<Option<UserRecord>, StoreError>;
 
     async fn user_by_handle(&self, user_handle: &[u8]) -> Result<Option<UserRecord>, StoreError>;
+
+    /// The user with this external id and, in the same read, all their credentials (revoked
+    /// ones included, oldest first).
+    async fn user_with_credentials(
+        &self,
+        external_user_id: &str,
+    ) -> Result<Option<(UserRecord, Vec<CredentialRecord>)>, StoreError>;
 
     async fn ebt(&self, user_id: &str) -> Result<Option<EbtRecord>, StoreError>;
 

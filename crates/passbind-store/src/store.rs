@@ -11,10 +11,37 @@ use crate::{writes, Backend, SqlStore};
 use async_trait::async_trait;
 use passbind_core::model::{
     ApiKeyRecord, AuditQuery, CredentialRecord, EbtRecord, IdentityProofRecord, Millis,
-    SecretRecord, SessionRecord, StoreError, UserRecord, Write,
+    SecretRecord, SessionRecord, SessionWithCredential, StoreError, UserRecord, Write,
 };
 use passbind_core::ports::store::*;
 use passbind_core::ports::SessionCursor;
+
+/// Columns per table, as listed by the `*_columns!` macros.
+const SESSION_COLUMNS: usize = 14;
+const CREDENTIAL_COLUMNS: usize = 15;
+const USER_COLUMNS: usize = 5;
+
+/// `alias.column, ...` for a join.
+fn prefixed(alias: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A statement composed at run time, in both backends' forms.
+fn both(text: String) -> (String, String) {
+    let postgres = crate::sql::to_postgres(&text);
+    (text, postgres)
+}
+
+fn pick(b: Backend, (sqlite, postgres): &(String, String)) -> &str {
+    match b {
+        Backend::Sqlite => sqlite,
+        Backend::Postgres => postgres,
+    }
+}
 
 impl SqlStore {
     /// At most one record from a short query.
@@ -77,6 +104,45 @@ impl SessionStore for SqlStore {
             args![id],
         );
         self.one("read session", q, rows::session).await
+    }
+
+    async fn session_with_credential(
+        &self,
+        id: &str,
+        credential_id: &str,
+    ) -> Result<Option<SessionWithCredential>, StoreError> {
+        static TEXT: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+        let text = TEXT.get_or_init(|| {
+            both(format!(
+                "SELECT {}, {}, {} FROM sessions s \
+                 LEFT JOIN credentials c ON c.credential_id = ? \
+                 LEFT JOIN users u ON u.id = c.user_id WHERE s.id = ?",
+                prefixed("s", session_columns!()),
+                prefixed("c", credential_columns!()),
+                prefixed("u", user_columns!()),
+            ))
+        });
+        let rows = self
+            .rows(
+                "read session with credential",
+                pick(self.backend, text),
+                args![credential_id, id],
+            )
+            .await?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut parts = row
+            .into_parts(&[SESSION_COLUMNS, CREDENTIAL_COLUMNS, USER_COLUMNS])
+            .into_iter();
+        let (Some(s), Some(c), Some(u)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(StoreError::Backend("a join row too short".into()));
+        };
+        Ok(Some(SessionWithCredential {
+            session: rows::session(&s)?,
+            credential: (!c.is_null(0)).then(|| rows::credential(&c)).transpose()?,
+            owner: (!u.is_null(0)).then(|| rows::user(&u)).transpose()?,
+        }))
     }
 
     async fn session_by_idv_run(
@@ -222,6 +288,46 @@ impl UserStore for SqlStore {
             args![external_user_id],
         );
         self.one("read user by external id", q, rows::user).await
+    }
+
+    async fn user_with_credentials(
+        &self,
+        external_user_id: &str,
+    ) -> Result<Option<(UserRecord, Vec<CredentialRecord>)>, StoreError> {
+        static TEXT: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+        let text = TEXT.get_or_init(|| {
+            both(format!(
+                "SELECT {}, {} FROM users u \
+                 LEFT JOIN credentials c ON c.user_id = u.id WHERE u.external_user_id = ? \
+                 ORDER BY c.created_at, c.credential_id",
+                prefixed("u", user_columns!()),
+                prefixed("c", credential_columns!()),
+            ))
+        });
+        let rows = self
+            .rows(
+                "read user with credentials",
+                pick(self.backend, text),
+                args![external_user_id],
+            )
+            .await?;
+        let mut user = None;
+        let mut credentials = Vec::new();
+        for row in rows {
+            let mut parts = row
+                .into_parts(&[USER_COLUMNS, CREDENTIAL_COLUMNS])
+                .into_iter();
+            let (Some(u), Some(c)) = (parts.next(), parts.next()) else {
+                return Err(StoreError::Backend("a join row too short".into()));
+            };
+            if user.is_none() {
+                user = Some(rows::user(&u)?);
+            }
+            if !c.is_null(0) {
+                credentials.push(rows::credential(&c)?);
+            }
+        }
+        Ok(user.map(|u| (u, credentials)))
     }
 
     async fn user_by_handle(&self, user_handle: &[u8]) -> Result<Option<UserRecord>, StoreError> {
@@ -583,5 +689,19 @@ impl ManagementReads for SqlStore {
 
     async fn management_totals(&self) -> Result<passbind_proto::management::Totals, StoreError> {
         self.management_totals_impl().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_widths_match_the_column_lists() {
+        let count = |columns: &str| columns.split(',').count();
+        assert_eq!(SESSION_COLUMNS, count(session_columns!()));
+        assert_eq!(CREDENTIAL_COLUMNS, count(credential_columns!()));
+        assert_eq!(USER_COLUMNS, count(user_columns!()));
+        assert_eq!(prefixed("u", "id, user_handle"), "u.id, u.user_handle");
     }
 }

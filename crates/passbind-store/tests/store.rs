@@ -56,6 +56,8 @@ on_both_backends!(
     mark_absent_user_erased,
     // sessions
     session_insert_and_lookups,
+    session_read_with_its_credential,
+    user_read_with_credentials,
     insert_session_duplicate_id,
     insert_session_duplicate_idv_run,
     update_session,

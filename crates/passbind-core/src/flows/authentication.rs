@@ -30,13 +30,15 @@ impl Engine {
     ) -> Result<SessionView, CoreError> {
         let rp = self.builtin_rp()?;
         let ttl = self.ttl_ms(req.ttl_seconds)?;
-        let user = match &req.external_user_id {
-            Some(id) => Some(self.active_user(id).await?),
-            None => None,
+        let (user, allow) = match &req.external_user_id {
+            Some(id) => {
+                let (u, allow) = self.active_user_with_allow_list(id).await?;
+                (Some(u), allow)
+            }
+            None => (None, Vec::new()),
         };
         let allow = match &user {
-            Some(u) => {
-                let allow = self.allow_list(u).await?;
+            Some(_) => {
                 if allow.is_empty() {
                     return Err(CoreError::invalid_state(
                         SessionState::Created,
@@ -96,7 +98,9 @@ impl Engine {
         id: &str,
         req: CompleteWithAssertion,
     ) -> Result<SessionView, CoreError> {
-        let s = self.load_session(id, Flow::Authentication).await?;
+        let (s, preloaded) = self
+            .load_session_with_credential(id, Flow::Authentication, req.credential.as_ref())
+            .await?;
         let now = self.now();
         let state = effective_state(s.state, s.expires_at, now);
         match state {
@@ -117,13 +121,13 @@ impl Engine {
             None
         } else {
             Some(
-                self.live_user(&s.user_id)
+                self.live_user_preloaded(&s.user_id, &preloaded)
                     .await?
                     .ok_or(CoreError::UserNotFound)?,
             )
         };
         let (user, cred, verified) = self
-            .verify_user_assertion(expected_user.as_ref(), &challenge, response)
+            .verify_user_assertion(expected_user.as_ref(), &challenge, response, &preloaded)
             .await?;
         let to = machine::next(s.flow, state, Event::Complete)
             .map_err(|_| CoreError::invalid_state(state, "cannot complete"))?;

@@ -72,6 +72,28 @@ pub fn step_up_challenge(nonce: &[u8; 32], tx_hash: Option<&[u8; 32]>) -> [u8; 3
     sha256(&buf)
 }
 
+/// Credentials a sign-in may use: raw ids and transports.
+pub(crate) type AllowList = Vec<(Vec<u8>, Vec<String>)>;
+
+/// The live credentials of a user, as an allow list.
+fn allowed(credentials: Vec<CredentialRecord>) -> AllowList {
+    credentials
+        .into_iter()
+        .filter(|c| c.revoked_at.is_none() && c.public_key.is_some())
+        .filter_map(|c| b64url_decode(&c.credential_id).map(|id| (id, c.transports)))
+        .collect()
+}
+
+/// What [`Engine::load_session_with_credential`] read beside the session: the credential
+/// named `credential_id` (`None` inside: there is none) and its owner. Empty when nothing
+/// was read.
+#[derive(Debug, Default)]
+pub(crate) struct Preloaded {
+    pub(crate) credential_id: Option<String>,
+    pub(crate) credential: Option<CredentialRecord>,
+    pub(crate) owner: Option<UserRecord>,
+}
+
 impl Engine {
     /// The built-in relying party, or `not_supported` in external mode.
     pub(crate) fn builtin_rp(&self) -> Result<&Arc<dyn RelyingParty>, CoreError> {
@@ -92,6 +114,31 @@ impl Engine {
         match self.store.user_by_external_id(external_user_id).await? {
             Some(u) if u.erased_at.is_none() => Ok(u),
             _ => Err(CoreError::UserNotFound),
+        }
+    }
+
+    /// Like [`Engine::active_user`], with the credentials a sign-in may use
+    /// ([`Engine::allow_list`]), read at once.
+    pub(crate) async fn active_user_with_allow_list(
+        &self,
+        external_user_id: &str,
+    ) -> Result<(UserRecord, AllowList), CoreError> {
+        validate::external_user_id(external_user_id)?;
+        match self.store.user_with_credentials(external_user_id).await? {
+            Some((u, credentials)) if u.erased_at.is_none() => Ok((u, allowed(credentials))),
+            _ => Err(CoreError::UserNotFound),
+        }
+    }
+
+    /// The live user `user_id`: from `preloaded` when it read that user, else from the store.
+    pub(crate) async fn live_user_preloaded(
+        &self,
+        user_id: &str,
+        preloaded: &Preloaded,
+    ) -> Result<Option<UserRecord>, CoreError> {
+        match &preloaded.owner {
+            Some(u) if u.id == user_id => Ok(Some(u.clone()).filter(|u| u.erased_at.is_none())),
+            _ => self.live_user(user_id).await,
         }
     }
 
@@ -231,27 +278,20 @@ impl Engine {
     }
 
     /// The user's active credentials as a WebAuthn allow list.
-    pub(crate) async fn allow_list(
-        &self,
-        user: &UserRecord,
-    ) -> Result<Vec<(Vec<u8>, Vec<String>)>, CoreError> {
-        Ok(self
-            .store
-            .credentials_of_user(&user.id)
-            .await?
-            .into_iter()
-            .filter(|c| c.revoked_at.is_none() && c.public_key.is_some())
-            .filter_map(|c| b64url_decode(&c.credential_id).map(|id| (id, c.transports)))
-            .collect())
+    pub(crate) async fn allow_list(&self, user: &UserRecord) -> Result<AllowList, CoreError> {
+        Ok(allowed(self.store.credentials_of_user(&user.id).await?))
     }
 
     /// Verifies an assertion for `expected_user` (or, usernameless, for whoever the credential
     /// belongs to). Returns the user, the credential and the verified assertion.
+    /// The credential and its owner come from `preloaded` when it read the credential the
+    /// assertion names ([`Engine::load_session_with_credential`]).
     pub(crate) async fn verify_user_assertion(
         &self,
         expected_user: Option<&UserRecord>,
         challenge: &[u8],
         response: &serde_json::Value,
+        preloaded: &Preloaded,
     ) -> Result<(UserRecord, CredentialRecord, VerifiedAssertion), CoreError> {
         let rp = self.builtin_rp()?;
         let parts = rp.parse_assertion(response).map_err(CoreError::Webauthn)?;
@@ -262,7 +302,12 @@ impl Engine {
             })
         };
         let cid = crate::crypto::b64url(&parts.credential_id);
-        let cred = match self.store.credential(&cid).await? {
+        let stored = if preloaded.credential_id.as_deref() == Some(cid.as_str()) {
+            preloaded.credential.clone()
+        } else {
+            self.store.credential(&cid).await?
+        };
+        let cred = match stored {
             Some(c) if c.revoked_at.is_none() => c,
             Some(_) => return Err(fail("credential_revoked", "the credential was revoked")),
             None => return Err(fail("unknown_credential", "no such credential")),
@@ -276,7 +321,7 @@ impl Engine {
                 ))
             }
             None => self
-                .live_user(&cred.user_id)
+                .live_user_preloaded(&cred.user_id, preloaded)
                 .await?
                 .ok_or_else(|| fail("unknown_credential", "no such credential"))?,
         };

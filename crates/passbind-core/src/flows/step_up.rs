@@ -233,12 +233,14 @@ impl Engine {
         if !matches!(flow, Flow::StepUp | Flow::CrossPlatform) {
             return Err(CoreError::SessionNotFound);
         }
-        let s = self.load_session(id, flow).await?;
+        let (s, preloaded) = self
+            .load_session_with_credential(id, flow, req.credential.as_ref())
+            .await?;
         let state = self.completion_gate(&s)?;
         let now = self.now();
         let mut data = SessionData::of(&s)?;
         let user = self
-            .live_user(&s.user_id)
+            .live_user_preloaded(&s.user_id, &preloaded)
             .await?
             .ok_or(CoreError::UserNotFound)?;
         let mut writes = Vec::with_capacity(2);
@@ -253,7 +255,7 @@ impl Engine {
                     .and_then(b64url_decode)
                     .ok_or_else(|| CoreError::Internal("step-up without a challenge".into()))?;
                 let (_, cred, verified) = self
-                    .verify_user_assertion(Some(&user), &challenge, response)
+                    .verify_user_assertion(Some(&user), &challenge, response, &preloaded)
                     .await?;
                 data.assertion = Some(AssertionView {
                     user_verified: verified.user_verified,

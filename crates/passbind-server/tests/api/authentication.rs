@@ -314,3 +314,31 @@ fn passbind_webauthn_counter(assertion: &Value) -> u32 {
         .unwrap();
     u32::from_be_bytes(raw[33..37].try_into().unwrap())
 }
+
+/// The completion reads the credential named by the assertion's `id` together with the
+/// session; an `id` naming another user's credential than `rawId` is refused as malformed,
+/// and neither credential changes.
+async fn an_id_naming_another_credential_is_refused(app: TestApp) {
+    let alice_phone = Device::new();
+    let bob_phone = Device::new();
+    register(&app, "alice", &Person::new(8), &alice_phone).await;
+    register(&app, "bob", &Person::new(9), &bob_phone).await;
+    let bob = user_credentials(&app, "bob").await.remove(0);
+    for body in [json!({"external_user_id": "alice"}), json!({})] {
+        let (id, mut assertion) = sign_in(&app, &alice_phone, body).await;
+        let before = user_credentials(&app, "alice").await.remove(0);
+        assertion["id"] = json!(bob.credential_id);
+        let r = app
+            .post_json(
+                &format!("/v1/authentications/{id}/complete"),
+                &json!({ "credential": assertion }),
+            )
+            .await;
+        assert_error(&r, 422, "webauthn_verification_failed");
+        assert_eq!(user_credentials(&app, "alice").await.remove(0), before);
+        assert_eq!(user_credentials(&app, "bob").await.remove(0), bob);
+        let s = app.get_json(&format!("/v1/authentications/{id}")).await;
+        assert_eq!(s.1["state"], "created");
+    }
+}
+both_backends!(an_id_naming_another_credential_is_refused);

@@ -156,6 +156,30 @@ impl Row {
         Self { columns, values }
     }
 
+    /// The row of a join cut into the rows of its tables: `widths` columns each, left to
+    /// right, under the same column names.
+    pub(crate) fn into_parts(self, widths: &[usize]) -> Vec<Row> {
+        let mut values = self.values.into_iter();
+        let mut start = 0;
+        widths
+            .iter()
+            .map(|&w| {
+                let end = (start + w).min(self.columns.len());
+                let part = Row {
+                    columns: self.columns.get(start..end).unwrap_or_default().into(),
+                    values: values.by_ref().take(w).collect(),
+                };
+                start = end;
+                part
+            })
+            .collect()
+    }
+
+    /// Whether column `index` is NULL (a row a `LEFT JOIN` did not find).
+    pub(crate) fn is_null(&self, index: usize) -> bool {
+        matches!(self.values.get(index), Some(Value::Null(_)) | None)
+    }
+
     /// The value of the column called `name`, if there is one.
     pub(crate) fn value(&self, name: &str) -> Option<&Value<'static>> {
         let i = self.columns.iter().position(|c| &**c == name)?;

@@ -2040,3 +2040,76 @@ pub async fn audit_sequencers_race_with_writers(s: SqlStore) {
         assert!(seen.insert(e.time_ms), "no event twice");
     }
 }
+
+/// A session read with the credential an assertion names and its owner, in one read: the
+/// same records as the three separate reads, and absences as `None`.
+pub async fn session_read_with_its_credential(s: SqlStore) {
+    let alice = with_user(&s, 1).await;
+    let bob = with_user(&s, 2).await;
+    let cred = credential("cred-bob", &bob, T0);
+    commit(&s, vec![Write::InsertCredential(cred.clone())]).await;
+    let ses = session("ses_1", &alice, T0);
+    commit(&s, vec![Write::InsertSession(ses.clone())]).await;
+
+    assert!(s
+        .session_with_credential("ses_absent", "cred-bob")
+        .await
+        .unwrap()
+        .is_none());
+    let read = s
+        .session_with_credential("ses_1", "cred-bob")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.session, s.session("ses_1").await.unwrap().unwrap());
+    assert_eq!(read.session, ses);
+    assert_eq!(read.credential, Some(cred));
+    // The owner is the credential's user, not the session's.
+    assert_eq!(read.owner, Some(bob));
+    let read = s
+        .session_with_credential("ses_1", "cred-absent")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.session, ses);
+    assert_eq!((read.credential, read.owner), (None, None));
+}
+
+/// A user read with all their credentials, oldest first, revoked ones included.
+pub async fn user_read_with_credentials(s: SqlStore) {
+    let alice = with_user(&s, 1).await;
+    let bob = with_user(&s, 2).await;
+    assert!(s
+        .user_with_credentials("ext-absent")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.user_with_credentials("ext-2").await.unwrap(),
+        Some((bob.clone(), Vec::new()))
+    );
+    let newer = credential("cred-b", &alice, T0 + 10);
+    let older = credential("cred-a", &alice, T0 + 5);
+    commit(
+        &s,
+        vec![
+            Write::InsertCredential(newer.clone()),
+            Write::InsertCredential(older.clone()),
+            Write::InsertCredential(credential("cred-bob", &bob, T0)),
+            Write::RevokeCredential {
+                credential_id: "cred-b".into(),
+                at: T0 + 20,
+            },
+        ],
+    )
+    .await;
+    let (user, credentials) = s.user_with_credentials("ext-1").await.unwrap().unwrap();
+    assert_eq!(user, alice);
+    assert_eq!(credentials, s.credentials_of_user(&alice.id).await.unwrap());
+    let ids: Vec<&str> = credentials
+        .iter()
+        .map(|c| c.credential_id.as_str())
+        .collect();
+    assert_eq!(ids, ["cred-a", "cred-b"]);
+    assert!(credentials[1].revoked_at.is_some());
+}
