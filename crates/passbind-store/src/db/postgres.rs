@@ -1,6 +1,6 @@
 //! PostgreSQL through sqlx's typed driver: statements are prepared once per connection and
-//! cached (sqlx's statement cache), a change runs in one READ COMMITTED transaction on one
-//! pooled connection, and reads go to the pool.
+//! cached (sqlx's statement cache), a change runs as one statement or in one READ COMMITTED
+//! transaction on one pooled connection (see [`crate::change`]), and reads go to the pool.
 
 use super::{DbError, DbErrorKind, Exec, Kind, Row, Value};
 use async_trait::async_trait;
