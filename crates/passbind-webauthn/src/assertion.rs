@@ -1,7 +1,6 @@
 //! Assertion (authentication) verification: WebAuthn L3 §7.2, implemented here on `ring`.
 //!
-//! This is the hot path of routine sign-in, so it does not go through webauthn-rs-core:
-//! the credential public key is parsed once ([`PublicKey::from_cose`]) and cached by the
+//! This is the hot path of routine sign-in: the credential public key is parsed once ([`PublicKey::from_cose`]) and cached by the
 //! caller, the response is parsed with borrowed strings, and the only heavy operation is
 //! the one signature verification.
 
@@ -204,8 +203,15 @@ impl RelyingParty {
         // Step 13: C.topOrigin (cross-origin iframes) is not accepted by Passbind.
         c.check_not_cross_origin()?;
 
-        // Step 14: rpIdHash is SHA-256 of the RP ID.
-        let header = authdata::parse_header(auth_data)?;
+        // Step 14: rpIdHash is SHA-256 of the RP ID. authData is parsed whole (§6.1): its
+        // length is fixed by its flags and extensions, and an assertion carries no attested
+        // credential data (§6.3.3 step 11), so AT set or bytes after it are malformed.
+        let header = authdata::parse_full(auth_data)?.header;
+        if header.flags & authdata::FLAG_AT != 0 {
+            return Err(WebauthnError::malformed(
+                "attested credential data in an assertion",
+            ));
+        }
         if header.rp_id_hash != self.rp_id_hash.as_ref() {
             return Err(WebauthnError::RpIdMismatch);
         }

@@ -1,17 +1,17 @@
 //! # passbind-webauthn
 //!
-//! Passbind's WebAuthn relying-party adapter, and the only crate in Passbind that touches a
-//! WebAuthn library. Synchronous, no I/O: time (for attestation certificate validity) and
-//! challenges come from the caller.
+//! Passbind's WebAuthn relying party: WebAuthn L3 §7.1 and §7.2 step by step, and the L3 §8
+//! attestation statement formats. Synchronous, no I/O: time (for attestation certificate
+//! validity) and challenges come from the caller. The cryptography and the parsers under it
+//! are well-kept crates: `ring` (signatures, digests), `x509-parser` (certificates),
+//! `ciborium` (CBOR).
 //!
 //! * **Registration** ([`RelyingParty::creation_options`], [`RelyingParty::verify_registration`])
-//!   goes through webauthn-rs-core 0.6's `register_credential` for every attestation it can
-//!   verify. The inputs it cannot verify (TPM; EdDSA, RSA-PSS, RS384/RS512 keys; ES512 self
-//!   attestation; a non-dictionary `tokenBinding`) or rejects only by a rule Passbind reads
-//!   differently (packed certificate without basicConstraints) or makes a policy (android-key
-//!   without origin/purpose) use Passbind's own L3 §8 verifiers (module `attestation`). The
-//!   certificate trust path is validated by Passbind at a caller-supplied time, because
-//!   `register_credential` only checks chains at `SystemTime::now()`.
+//!   verifies every step and every attestation format here (module `attestation`), against
+//!   the public vector suite and mutations of it (`tests/vectors.rs`). One path for all
+//!   formats: an earlier version sent most statements through webauthn-rs-core 0.6, which
+//!   accepted a relabelled `none` statement and an `alg` of another key family. The
+//!   certificate trust path is validated at a caller-supplied time.
 //! * **Authentication** ([`RelyingParty::verify_assertion`]) is the hot path of routine sign-in
 //!   and is implemented here, step by step after WebAuthn L3 §7.2, on `ring`, with the
 //!   credential key parsed once ([`PublicKey::from_cose`]).
@@ -36,9 +36,6 @@ pub use cose::{alg, PublicKey, SUPPORTED_ALGORITHMS};
 pub use error::{ConfigError, WebauthnError};
 pub use registration::{RegistrationChallenge, VerifiedCredential, OFFERED_ALGORITHMS};
 
-use std::time::Duration;
-use webauthn_rs_core::WebauthnCore;
-
 /// Ceremony timeout advertised in the options (milliseconds).
 const DEFAULT_TIMEOUT_MS: u32 = 300_000;
 
@@ -48,12 +45,9 @@ pub struct RelyingParty {
     /// Normalised origins (exactly as browsers serialise them).
     origins: Vec<String>,
     rp_id_hash: [u8; 32],
-    core: WebauthnCore,
     /// DER trust anchors (None = no trust-path verification).
     trust_roots: Option<Vec<Vec<u8>>>,
     timeout_ms: u32,
-    /// Test hook: verify every attestation statement with Passbind's own verifiers.
-    passbind_attestation_only: bool,
 }
 
 impl std::fmt::Debug for RelyingParty {
@@ -124,23 +118,6 @@ impl RelyingParty {
             .iter()
             .map(|o| config::normalise_origin(o))
             .collect::<Result<Vec<_>, _>>()?;
-        let urls = origins
-            .iter()
-            .map(|o| {
-                url::Url::parse(o).map_err(|_| ConfigError::InvalidOrigin {
-                    origin: o.clone(),
-                    reason: "not a URL",
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let core = WebauthnCore::new_unsafe_experts_only(
-            &config.rp_name,
-            &config.rp_id,
-            urls,
-            Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
-            Some(false),
-            Some(false),
-        );
         let trust_roots = build_trust_roots(&config.attestation.trust_roots)?;
         let digest = ring::digest::digest(&ring::digest::SHA256, config.rp_id.as_bytes());
         let mut rp_id_hash = [0u8; 32];
@@ -149,19 +126,9 @@ impl RelyingParty {
             config,
             origins,
             rp_id_hash,
-            core,
             trust_roots,
             timeout_ms: DEFAULT_TIMEOUT_MS,
-            passbind_attestation_only: false,
         })
-    }
-
-    /// Cross-checking hook for tests: route every attestation statement to Passbind's own
-    /// verifiers instead of webauthn-rs-core, so that the vector suite exercises them on
-    /// every case. Not for production use.
-    #[doc(hidden)]
-    pub fn set_passbind_attestation_only(&mut self, on: bool) {
-        self.passbind_attestation_only = on;
     }
 
     /// The validated configuration.
@@ -176,17 +143,13 @@ impl RelyingParty {
     /// §13.4.9: the client's origin must be one of the configured origins. Browsers send the
     /// serialised origin, so an exact match is the fast path; a URL-normalised comparison
     /// catches harmless variants (default port, trailing slash, upper-case host).
+    /// L3 §7.1 step 9, §7.2 step 12: `C.origin` is exactly one of the configured origins
+    /// (normalised at configuration to the serialisation browsers send, RFC 6454: no path, no
+    /// trailing slash, no default port). Nothing is normalised on the way in: an origin with a
+    /// path or a trailing slash is not an origin.
     pub(crate) fn check_origin(&self, origin: &str) -> Result<(), WebauthnError> {
         if self.origins.iter().any(|o| o == origin) {
             return Ok(());
-        }
-        if origin.starts_with("http://") || origin.starts_with("https://") {
-            if let Ok(u) = url::Url::parse(origin) {
-                let normalised = u.origin().ascii_serialization();
-                if u.path() == "/" && self.origins.contains(&normalised) {
-                    return Ok(());
-                }
-            }
         }
         Err(WebauthnError::OriginNotAllowed(origin.to_string()))
     }
@@ -298,9 +261,12 @@ mod tests {
     fn origin_matching() {
         let rp = RelyingParty::new(cfg(&["https://example.com", "http://localhost:8080"])).unwrap();
         assert!(rp.check_origin("https://example.com").is_ok());
-        assert!(rp.check_origin("https://example.com:443").is_ok());
-        assert!(rp.check_origin("https://EXAMPLE.com/").is_ok());
         assert!(rp.check_origin("http://localhost:8080").is_ok());
+        // Exactly the serialisation browsers send (RFC 6454): nothing is normalised.
+        assert!(rp.check_origin("https://example.com/").is_err());
+        assert!(rp.check_origin("https://example.com:443").is_err());
+        assert!(rp.check_origin("https://EXAMPLE.com").is_err());
+        assert!(rp.check_origin("http://localhost:8080/").is_err());
         assert!(rp.check_origin("https://evil.example.com").is_err());
         assert!(rp.check_origin("https://example.com.evil").is_err());
         assert!(rp.check_origin("http://example.com").is_err());

@@ -1,5 +1,6 @@
 //! Registration: creation options, the persisted challenge state, and response
-//! verification (WebAuthn L3 §7.1) through webauthn-rs-core's `register_credential`.
+//! verification (WebAuthn L3 §7.1), every step and every attestation statement format (L3 §8)
+//! verified here.
 
 use crate::attestation::{self, AttestationKind, Ctx};
 use crate::authdata;
@@ -13,10 +14,6 @@ use ring::digest;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::time::SystemTime;
-use webauthn_rs_core::proto::{
-    COSEAlgorithm, ParsedAttestationData, RegisterPublicKeyCredential, RegistrationState,
-};
-use x509_parser::prelude::X509Certificate;
 
 /// Algorithms offered in `pubKeyCredParams`, in preference order.
 pub const OFFERED_ALGORITHMS: &[i64] = &[alg::ES256, alg::EDDSA, alg::ES384, alg::RS256];
@@ -27,20 +24,14 @@ const MAX_CREDENTIAL_ID_LEN: usize = 1023;
 /// Server-side state of an open registration, to persist between
 /// [`RelyingParty::creation_options`] and [`RelyingParty::verify_registration`].
 ///
-/// Serialise it (serde, e.g. JSON) with the registration session. It embeds
-/// webauthn-rs-core's `RegistrationState`. That type has private fields and a constructor
-/// that always draws its own random challenge, while Passbind derives challenges itself
-/// (and some must commit to a transaction context). The state is therefore built by
-/// letting webauthn-rs-core generate a state and replacing the `challenge` field in its
-/// serde representation with the caller's challenge, then deserialising it back. The
-/// representation is checked by a round trip when the state is built.
+/// Serialise it (serde, e.g. JSON) with the registration session. States written by earlier
+/// versions carry one more member (`core`), which is ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegistrationChallenge {
     challenge: String,
     user_verification_required: bool,
     algorithms: Vec<i64>,
     exclude_credential_ids: Vec<String>,
-    core: RegistrationState,
 }
 
 impl RegistrationChallenge {
@@ -103,118 +94,6 @@ const KNOWN_FORMATS: &[&str] = &[
     "fido-u2f",
     "apple",
 ];
-
-fn cose_alg(id: i64) -> Option<COSEAlgorithm> {
-    COSEAlgorithm::try_from(i128::from(id)).ok()
-}
-
-/// Who verifies the attestation statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// webauthn-rs-core's `register_credential`.
-    Core,
-    /// Passbind's own verifier (`attestation` module).
-    Passbind,
-}
-
-/// Routes a registration: webauthn-rs-core verifies it unless it is one of the cases that
-/// webauthn-rs-core 0.6.2 can never accept or rejects only because of a rule that Passbind
-/// interprets differently or makes a policy (see the `attestation` module docs).
-fn route(
-    client_data_json: &[u8],
-    fmt: &str,
-    key: &PublicKey,
-    key_value: &Value,
-    att_stmt: &Value,
-    policy: &crate::AttestationPolicy,
-) -> Route {
-    let leaf = || -> Option<Vec<u8>> {
-        attestation::stmt_x5c(att_stmt)
-            .ok()
-            .flatten()
-            .and_then(|c| c.into_iter().next())
-    };
-    let leaf_cert = |der: &[u8], f: &dyn Fn(&X509Certificate<'_>) -> bool| -> bool {
-        attestation::parse_x509(der).map(|c| f(&c)).unwrap_or(false)
-    };
-    if fmt == "tpm" {
-        // only_hash_from_type() fails for every algorithm: no TPM attestation verifies.
-        return Route::Passbind;
-    }
-    // Its CollectedClientData requires tokenBinding to be a dictionary; old clients sent
-    // other values (e.g. "unused"), which L3 clients ignore.
-    if serde_json::from_slice::<webauthn_rs_core::proto::CollectedClientData>(client_data_json)
-        .is_err()
-    {
-        return Route::Passbind;
-    }
-    let key_ok = match key.alg() {
-        alg::ES256 | alg::ES384 => true,
-        // P-521 signatures always verify false there: only self attestation signs with it.
-        alg::ES512 => !(fmt == "packed" && leaf().is_none()),
-        alg::RS256 => {
-            // Its COSEKey parser requires exactly |n| = 256 and |e| = 3 bytes.
-            let len = |label: i128| -> Option<usize> {
-                match key_value {
-                    Value::Map(m) => m.iter().find_map(|(k, v)| match (k, v) {
-                        (Value::Integer(i), Value::Bytes(b)) if i128::from(*i) == label => {
-                            Some(b.len())
-                        }
-                        _ => None,
-                    }),
-                    _ => None,
-                }
-            };
-            len(-1) == Some(256) && len(-2) == Some(3)
-        }
-        // EdDSA (validate() fails), RS384/RS512/PS256/PS384/PS512/RS1 (not parsed).
-        _ => false,
-    };
-    if !key_ok {
-        return Route::Passbind;
-    }
-    match (fmt, leaf()) {
-        // assert_packed_attest_req() requires a basicConstraints extension on the leaf.
-        ("packed", Some(der)) if leaf_cert(&der, &attestation::lacks_basic_constraints) => {
-            Route::Passbind
-        }
-        // Its KeyDescription parser rejects lists without origin/purpose; a policy here.
-        ("android-key", Some(der)) if policy.android_key_allow_missing_authorizations => {
-            let lacks = |c: &X509Certificate<'_>| {
-                attestation::key_description_ext(c)
-                    .and_then(|e| attestation::parse_key_description(e).ok())
-                    .map(|kd| attestation::lacks_origin_and_purpose(&kd))
-                    .unwrap_or(false)
-            };
-            if leaf_cert(&der, &lacks) {
-                Route::Passbind
-            } else {
-                Route::Core
-            }
-        }
-        _ => Route::Core,
-    }
-}
-
-fn map_core_error(e: webauthn_rs_core::error::WebauthnError) -> WebauthnError {
-    use webauthn_rs_core::error::WebauthnError as C;
-    match e {
-        C::InvalidClientDataType => WebauthnError::ClientDataTypeMismatch {
-            expected: "webauthn.create",
-            found: String::new(),
-        },
-        C::MismatchedChallenge => WebauthnError::ChallengeMismatch,
-        C::InvalidRPOrigin => WebauthnError::OriginNotAllowed(String::new()),
-        C::CredentialCrossOrigin => WebauthnError::CrossOriginNotAllowed,
-        C::InvalidRPIDHash => WebauthnError::RpIdMismatch,
-        C::UserNotPresent => WebauthnError::UserNotPresent,
-        C::UserNotVerified => WebauthnError::UserVerificationRequired,
-        C::AttestationNotSupported => {
-            WebauthnError::UnsupportedAttestationFormat("not supported by webauthn-rs-core".into())
-        }
-        other => WebauthnError::AttestationInvalid(format!("{other:?}")),
-    }
-}
 
 impl RelyingParty {
     /// Builds `PublicKeyCredentialCreationOptions` (as `{"publicKey": {...}}`, the JSON shape
@@ -293,47 +172,10 @@ impl RelyingParty {
         algorithms: &[i64],
         exclude_credential_ids: &[Vec<u8>],
     ) -> Result<RegistrationChallenge, WebauthnError> {
-        use webauthn_rs_core::proto::UserVerificationPolicy;
-        let bad = |m: &str| WebauthnError::InvalidState(m.to_string());
         if challenge.is_empty() {
             return Err(WebauthnError::InvalidInput("empty challenge".into()));
         }
-        let core_algs: Vec<COSEAlgorithm> =
-            algorithms.iter().filter_map(|a| cose_alg(*a)).collect();
-        let builder = self
-            .core
-            .new_challenge_register_builder(b"passbind", "passbind", "passbind")
-            .map_err(|e| bad(&format!("webauthn-rs-core builder: {e:?}")))?
-            .user_verification_policy(if require_user_verification {
-                UserVerificationPolicy::Required
-            } else {
-                UserVerificationPolicy::Preferred
-            })
-            .credential_algorithms(core_algs)
-            .exclude_credentials(Some(exclude_credential_ids.to_vec()));
-        let (_, generated) = self
-            .core
-            .generate_challenge_register(builder)
-            .map_err(|e| bad(&format!("webauthn-rs-core state: {e:?}")))?;
-        // Replace the random challenge with the caller's through the serde representation.
         let encoded = b64::encode(challenge);
-        let mut repr = serde_json::to_value(&generated).map_err(|e| bad(&e.to_string()))?;
-        match repr.get_mut("challenge") {
-            Some(slot) => *slot = serde_json::Value::String(encoded.clone()),
-            None => {
-                return Err(bad(
-                    "webauthn-rs-core RegistrationState has no challenge field",
-                ))
-            }
-        }
-        let core: RegistrationState =
-            serde_json::from_value(repr).map_err(|e| bad(&e.to_string()))?;
-        let check = serde_json::to_value(&core).map_err(|e| bad(&e.to_string()))?;
-        if check.get("challenge").and_then(|c| c.as_str()) != Some(encoded.as_str()) {
-            return Err(bad(
-                "webauthn-rs-core RegistrationState challenge did not round-trip",
-            ));
-        }
         Ok(RegistrationChallenge {
             challenge: encoded,
             user_verification_required: require_user_verification,
@@ -342,7 +184,6 @@ impl RelyingParty {
                 .iter()
                 .map(|i| b64::encode(i))
                 .collect(),
-            core,
         })
     }
 
@@ -358,11 +199,6 @@ impl RelyingParty {
 
     /// [`verify_registration`](Self::verify_registration) with an explicit verification time
     /// for attestation certificate validity (the core passes its clock; tests pin it).
-    ///
-    /// webauthn-rs-core's `register_credential` reads `SystemTime::now()` for certificate
-    /// chains and exposes no time parameter, so it is called without trust roots (it then
-    /// checks no validity period) and the trust path is verified afterwards by Passbind at
-    /// `now` (see `attestation::chain` for why not with webauthn-rs-core's chain verifier).
     pub fn verify_registration_at(
         &self,
         state: &RegistrationChallenge,
@@ -418,7 +254,7 @@ impl RelyingParty {
             Value::Map(m) => m.as_slice(),
             _ => return Err(WebauthnError::malformed("attestationObject is not a map")),
         };
-        // A key given twice could be read differently by webauthn-rs-core: reject it.
+        // A key given twice could be read differently by another decoder: reject it.
         for key in ["fmt", "authData", "attStmt"] {
             let n = entries
                 .iter()
@@ -487,8 +323,8 @@ impl RelyingParty {
         // Step 20: extensions. Passbind requests only the client extension credProps, which
         // produces no authenticator output to check.
 
-        // Step 25 (checked early): credentialId length. Exclude list (webauthn-rs-core
-        // semantics, a UX aid rather than a security control).
+        // Step 25 (checked early): credentialId length. Exclude list (a UX aid rather than a
+        // security control).
         if attested.credential_id.len() > MAX_CREDENTIAL_ID_LEN {
             return Err(WebauthnError::malformed(
                 "credential id longer than 1023 bytes",
@@ -504,7 +340,7 @@ impl RelyingParty {
             return Err(WebauthnError::UnsupportedAttestationFormat(fmt.to_string()));
         }
         if fmt == "android-safetynet" {
-            // Not implemented by webauthn-rs-core 0.6.2 nor here (deprecated by Google).
+            // Not implemented (deprecated by Google).
             return Err(WebauthnError::UnsupportedAttestationFormat(fmt.to_string()));
         }
         let policy = &self.config.attestation;
@@ -516,78 +352,31 @@ impl RelyingParty {
 
         // Step 22: verify the attestation statement; the result is the attestation trust
         // path (x5c) or none (none / self attestation).
-        let x5c = attestation::stmt_x5c(att_stmt)?;
-        let chosen = if self.passbind_attestation_only {
-            Route::Passbind
-        } else {
-            route(
-                &client_data_json,
-                fmt,
-                &key,
-                &attested.public_key_value,
+        let trust_path: Option<Vec<Vec<u8>>> = {
+            let ctx = Ctx {
+                auth_data: auth_data_bytes,
+                client_data_hash: client_data_hash.as_ref(),
                 att_stmt,
+                credential: attested,
+                key: &key,
                 policy,
-            )
-        };
-        let trust_path: Option<Vec<Vec<u8>>> = match chosen {
-            Route::Core => {
-                let reg_json = serde_json::json!({
-                    "id": cred_id_b64,
-                    "rawId": cred_id_b64,
-                    "type": "public-key",
-                    "response": {
-                        "attestationObject": b64::encode(&attestation_object),
-                        "clientDataJSON": b64::encode(&client_data_json),
-                    },
-                    "extensions": {},
-                });
-                let reg: RegisterPublicKeyCredential =
-                    serde_json::from_value(reg_json).map_err(|e| {
-                        WebauthnError::InvalidState(format!("re-encoding response: {e}"))
-                    })?;
-                // No trust roots here: they would be checked at SystemTime::now().
-                let credential = self
-                    .core
-                    .register_credential(&reg, &state.core, None)
-                    .map_err(map_core_error)?;
-                match credential.attestation.data {
-                    ParsedAttestationData::None | ParsedAttestationData::Self_ => None,
-                    ParsedAttestationData::Basic(_)
-                    | ParsedAttestationData::AttCa(_)
-                    | ParsedAttestationData::AnonCa(_) => Some(x5c.unwrap_or_default()),
-                    ParsedAttestationData::ECDAA | ParsedAttestationData::Uncertain => {
-                        return Err(WebauthnError::UnsupportedAttestationFormat(format!(
-                            "{fmt} (ECDAA/uncertain)"
-                        )))
-                    }
+            };
+            let kind = match fmt {
+                "none" => attestation::verify_none(&ctx)?,
+                "packed" => attestation::verify_packed(&ctx)?,
+                "tpm" => attestation::verify_tpm(&ctx)?,
+                "android-key" => attestation::verify_android_key(&ctx)?,
+                "fido-u2f" => attestation::verify_fido_u2f(&ctx)?,
+                "apple" => attestation::verify_apple(&ctx)?,
+                other => {
+                    return Err(WebauthnError::UnsupportedAttestationFormat(
+                        other.to_string(),
+                    ))
                 }
-            }
-            Route::Passbind => {
-                let ctx = Ctx {
-                    auth_data: auth_data_bytes,
-                    client_data_hash: client_data_hash.as_ref(),
-                    att_stmt,
-                    credential: attested,
-                    key: &key,
-                    policy,
-                };
-                let kind = match fmt {
-                    "none" => attestation::verify_none(&ctx)?,
-                    "packed" => attestation::verify_packed(&ctx)?,
-                    "tpm" => attestation::verify_tpm(&ctx)?,
-                    "android-key" => attestation::verify_android_key(&ctx)?,
-                    "fido-u2f" => attestation::verify_fido_u2f(&ctx)?,
-                    "apple" => attestation::verify_apple(&ctx)?,
-                    other => {
-                        return Err(WebauthnError::UnsupportedAttestationFormat(
-                            other.to_string(),
-                        ))
-                    }
-                };
-                match kind {
-                    AttestationKind::None | AttestationKind::SelfAttestation => None,
-                    AttestationKind::Basic(chain) | AttestationKind::AttCa(chain) => Some(chain),
-                }
+            };
+            match kind {
+                AttestationKind::None | AttestationKind::SelfAttestation => None,
+                AttestationKind::Basic(chain) | AttestationKind::AttCa(chain) => Some(chain),
             }
         };
 

@@ -365,11 +365,28 @@ async fn assertion_negative() {
         Err(WebauthnError::BadSignature)
     );
     let mut r = good.clone();
-    r.authenticator_data[32] ^= 0x40;
+    r.authenticator_data[32] ^= 0x02;
     assert_eq!(
         rp.verify_assertion(&chal, &stored, &r, true),
         Err(WebauthnError::BadSignature)
     );
+    // authenticatorData whose length its flags do not account for (§6.1), refused before
+    // the signature is looked at: trailing bytes; AT set (an assertion has no attested
+    // credential data); ED set without extensions.
+    for change in [
+        (|d: &mut Vec<u8>| d.push(0)) as fn(&mut Vec<u8>),
+        |d| d[32] |= 0x40,
+        |d| d[32] |= 0x80,
+    ] {
+        let mut r = good.clone();
+        change(&mut r.authenticator_data);
+        assert_eq!(
+            rp.verify_assertion(&chal, &stored, &r, true)
+                .unwrap_err()
+                .code(),
+            "malformed_response"
+        );
+    }
     let mut r = good.clone();
     r.authenticator_data[0] ^= 0x01;
     assert_eq!(

@@ -19,6 +19,14 @@ async fn sign_in(app: &TestApp, device: &Device, body: Value) -> (String, Value)
     (id, assertion)
 }
 
+async fn complete(app: &TestApp, id: &str, assertion: &Value) -> (u16, Value) {
+    app.post_json(
+        &format!("/v1/authentications/{id}/complete"),
+        &json!({ "credential": assertion }),
+    )
+    .await
+}
+
 async fn routine_and_usernameless_sign_in(app: TestApp) {
     let phone = Device::new();
     register(&app, "alice", &Person::new(1), &phone).await;
@@ -328,12 +336,7 @@ async fn an_id_naming_another_credential_is_refused(app: TestApp) {
         let (id, mut assertion) = sign_in(&app, &alice_phone, body).await;
         let before = user_credentials(&app, "alice").await.remove(0);
         assertion["id"] = json!(bob.credential_id);
-        let r = app
-            .post_json(
-                &format!("/v1/authentications/{id}/complete"),
-                &json!({ "credential": assertion }),
-            )
-            .await;
+        let r = complete(&app, &id, &assertion).await;
         assert_error(&r, 422, "webauthn_verification_failed");
         assert_eq!(user_credentials(&app, "alice").await.remove(0), before);
         assert_eq!(user_credentials(&app, "bob").await.remove(0), bob);
@@ -342,3 +345,29 @@ async fn an_id_naming_another_credential_is_refused(app: TestApp) {
     }
 }
 both_backends!(an_id_naming_another_credential_is_refused);
+
+/// L3 §7.2 step 6: a returned `userHandle` must be the credential owner's. Alice's assertion
+/// carrying Bob's user handle (it is not covered by the signature) is refused, named and
+/// usernameless, and changes nothing.
+async fn another_users_handle_is_refused(app: TestApp) {
+    let alice_phone = Device::new();
+    let bob_phone = Device::new();
+    register(&app, "alice", &Person::new(10), &alice_phone).await;
+    register(&app, "bob", &Person::new(11), &bob_phone).await;
+    let (_, bobs) = sign_in(&app, &bob_phone, json!({})).await;
+    let bob_handle = bobs["response"]["userHandle"].clone();
+    assert!(bob_handle.is_string(), "{bobs}");
+    for body in [json!({"external_user_id": "alice"}), json!({})] {
+        let (id, mut assertion) = sign_in(&app, &alice_phone, body).await;
+        assert_ne!(assertion["response"]["userHandle"], bob_handle);
+        assertion["response"]["userHandle"] = bob_handle.clone();
+        let before = user_credentials(&app, "alice").await.remove(0);
+        let r = complete(&app, &id, &assertion).await;
+        assert_error(&r, 422, "webauthn_verification_failed");
+        assert_eq!(r.1["error"]["details"]["reason"], "user_handle_mismatch");
+        assert_eq!(user_credentials(&app, "alice").await.remove(0), before);
+        let s = app.get_json(&format!("/v1/authentications/{id}")).await;
+        assert_eq!(s.1["state"], "created");
+    }
+}
+both_backends!(another_users_handle_is_refused);

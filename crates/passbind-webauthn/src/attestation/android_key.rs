@@ -1,5 +1,5 @@
-//! `android-key` attestation (WebAuthn L3 §8.4), used only when the policy relaxes a check
-//! that webauthn-rs-core 0.6.2 always enforces (see `AttestationPolicy::android_key_allow_missing_authorizations`).
+//! `android-key` attestation (WebAuthn L3 §8.4); a KeyDescription without origin and purpose
+//! is accepted only with `AttestationPolicy::android_key_allow_missing_authorizations`.
 
 use super::der::{read_tlv, Tlv};
 use super::{parse_x509, stmt_alg, stmt_bytes, stmt_x5c, verify_with_cert, AttestationKind, Ctx};
@@ -110,8 +110,8 @@ pub(crate) fn key_description_ext<'a>(cert: &'a X509Certificate<'_>) -> Option<&
         .map(|e| e.value)
 }
 
-/// True when neither authorization list carries `origin` or `purpose`: webauthn-rs-core
-/// 0.6.2 rejects such statements; Passbind accepts them only if the policy says so.
+/// True when neither authorization list carries `origin` or `purpose`: accepted only if the
+/// policy says so.
 pub(crate) fn lacks_origin_and_purpose(kd: &KeyDescription<'_>) -> bool {
     kd.software.origin.is_none()
         && kd.software.purposes.is_empty()

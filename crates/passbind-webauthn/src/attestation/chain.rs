@@ -1,12 +1,8 @@
 //! Attestation trust path verification (L3 §7.1 steps 23-24) at a caller-supplied time.
 //!
-//! webauthn-rs-core 0.6.2 verifies chains inside `register_credential` with
-//! `SystemTime::now()` (no time parameter), and its public `verify_attestation_ca_chain`
-//! (crypto-glue `X509Store`) requires a keyUsage extension on every CA (stricter than RFC
-//! 5280 path validation, which only checks keyCertSign *if* keyUsage is present), cannot
-//! accept an attestation certificate that is itself the trust anchor (which step 24
-//! explicitly allows), and supports only four certificate signature algorithms. Passbind
-//! therefore validates the path itself, with these rules:
+//! Passbind validates the path itself (a verification time given by the caller, an
+//! attestation certificate that is itself the trust anchor allowed as step 24 says, keyUsage
+//! checked only where present as RFC 5280 path validation does), with these rules:
 //!
 //! * the path is x5c (leaf first), completed by one trust anchor; a certificate of the path
 //!   that is byte-identical to a trust anchor ends the path successfully;

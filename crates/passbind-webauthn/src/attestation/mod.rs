@@ -1,28 +1,14 @@
-//! Passbind's own attestation statement verifiers and trust-path validation.
-//!
-//! Registration goes through webauthn-rs-core's `register_credential` whenever that can
-//! verify it. webauthn-rs-core 0.6.2 (the RustCrypto port) has gaps, found by reading its
-//! source and confirmed by the vector suite, and for exactly those inputs
-//! `registration::route` sends the attestation statement here instead:
-//! * `tpm`: `crypto::only_hash_from_type` returns an error for every algorithm, so no TPM
-//!   attestation can ever verify (its TPM manufacturer list is also closed, with no policy).
-//! * EdDSA credential keys: `COSEKey::validate` returns `SshPublicKeyEDUnsupported`.
-//! * RSA credential keys other than RS256 with a 256-byte modulus and a 3-byte exponent
-//!   (RS384/RS512/PS256/PS384/PS512, moduli encoded with a leading zero byte).
-//! * P-521 (ES512) signatures always verify as false, so ES512 self attestation fails.
-//! * clientDataJSON whose legacy `tokenBinding` member is not a dictionary (its
-//!   `CollectedClientData` cannot be parsed).
-//! * `packed` whose attestation certificate has no basicConstraints extension: its
-//!   `assert_packed_attest_req` requires the extension; RFC 5280 defines its absence as
-//!   "not a CA", which satisfies §8.2.1 ("CA component set to false").
-//! * `android-key` whose KeyDescription has no origin/purpose in either authorization list,
-//!   only when [`AttestationPolicy::android_key_allow_missing_authorizations`] is set.
+//! The attestation statement verifiers (WebAuthn L3 §8) and trust-path validation.
 //!
 //! Every format has a verifier here (`none`, `packed`, `tpm`, `android-key`, `fido-u2f`,
 //! `apple`; not `android-safetynet`), each following its L3 §8 verification procedure with
-//! signatures on `ring` (P-521 on `p521`). The vector suite runs twice, once routed as in
-//! production and once with every statement verified here, so both paths are checked
-//! against all vectors. Trust paths are validated by `chain` for both routes.
+//! signatures on `ring` (P-521 on `p521`), checked against the public vector suite and
+//! mutations of its cases (`tests/vectors.rs`). Trust paths are validated by `chain`.
+//!
+//! An earlier version verified most statements with webauthn-rs-core 0.6.2 and only its gaps
+//! here (TPM, EdDSA and most RSA keys, ES512 self attestation, a non-dictionary legacy
+//! `tokenBinding`, packed certificates without basicConstraints, android-key without
+//! origin/purpose); one path for every format is simpler to reason about and stricter.
 
 mod android_key;
 mod chain;
@@ -37,9 +23,7 @@ use ciborium::value::Value;
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
-pub(crate) use android_key::{
-    key_description_ext, lacks_origin_and_purpose, parse_key_description, verify_android_key,
-};
+pub(crate) use android_key::verify_android_key;
 pub(crate) use chain::verify_trust_path;
 pub(crate) use tpm::verify_tpm;
 
@@ -170,16 +154,11 @@ pub(crate) fn check_aaguid_extension(
     Ok(())
 }
 
-/// True when the certificate has no basicConstraints extension.
-pub(crate) fn lacks_basic_constraints(cert: &X509Certificate<'_>) -> bool {
-    matches!(cert.basic_constraints(), Ok(None))
-}
-
 /// §8.2.1 packed attestation statement certificate requirements.
 ///
-/// Same rules as webauthn-rs-core's `assert_packed_attest_req`, except that an absent
-/// basicConstraints extension is accepted: RFC 5280 defines its absence as "not a CA",
-/// which is what the requirement ("CA component set to false") asks for.
+/// §8.2.1 packed attestation statement certificate requirements. An absent
+/// basicConstraints extension is accepted: RFC 5280 defines its absence as "not a CA", which
+/// is what the requirement ("CA component set to false") asks for.
 fn check_packed_cert(cert: &X509Certificate<'_>) -> Result<(), WebauthnError> {
     let fail = |m: &str| WebauthnError::attestation(format!("packed attestation certificate: {m}"));
     if cert.version().0 != 2 {

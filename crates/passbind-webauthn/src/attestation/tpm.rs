@@ -1,5 +1,4 @@
-//! `tpm` attestation (WebAuthn L3 §8.3), implemented here because webauthn-rs-core 0.6.2
-//! cannot verify any TPM attestation (see the module docs of `attestation`).
+//! `tpm` attestation (WebAuthn L3 §8.3).
 
 use super::{
     parse_x509, stmt_alg, stmt_bytes, stmt_get, stmt_x5c, verify_with_cert, AttestationKind, Ctx,
