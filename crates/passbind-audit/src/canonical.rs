@@ -25,6 +25,17 @@
 //! that the value contains no fractional or out-of-range numbers. (RFC 8785 sorts by UTF-16
 //! code units, as here; for keys in ASCII that is plain byte order.)
 
+//!
+//! # RFC 8785 for any JSON ([`to_jcs`])
+//!
+//! Values Passbind does not write itself (an integrator's step-up transaction context) may
+//! hold any number. [`to_jcs`] encodes them exactly as RFC 8785 does: the same rules, with every
+//! number that is not an integer within `±(2^53 - 1)` written as ECMAScript's
+//! `Number.prototype.toString` writes the IEEE-754 double nearest to it (RFC 8785 §3.2.2.3):
+//! `250.0` is `250`, `4.50` is `4.5`, `1e30` is `1e+30`, `0.002` is `0.002`. In JavaScript that
+//! is what `JSON.stringify` does to a number after `JSON.parse`, so a browser or a Node backend
+//! reproduces the bytes with any RFC 8785 library.
+
 use serde_json::{Map, Value};
 
 /// The largest integer magnitude the canonical encoding accepts: `2^53 - 1`, the largest
@@ -42,38 +53,61 @@ pub enum CanonicalError {
     OutOfRange(String),
 }
 
+/// Which numbers an encoding admits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Numbers {
+    /// Integers within `±(2^53 - 1)` only: Passbind's own records.
+    SafeIntegers,
+    /// Any number, as RFC 8785 writes it.
+    Jcs,
+}
+
 /// Encode `value` canonically (see the module documentation for the exact rules).
 pub fn to_canonical_json(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     let mut out = Vec::with_capacity(256);
-    write_value(value, &mut out)?;
+    write_value(value, &mut out, Numbers::SafeIntegers)?;
     Ok(out)
 }
 
 /// Encode an object (a `serde_json::Map`) canonically.
 pub fn map_to_canonical_json(map: &Map<String, Value>) -> Result<Vec<u8>, CanonicalError> {
     let mut out = Vec::with_capacity(256);
-    write_object(map, &mut out)?;
+    write_object(map, &mut out, Numbers::SafeIntegers)?;
     Ok(out)
 }
 
-fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+/// Encode any JSON value as RFC 8785 (JSON Canonicalization Scheme) does; see the module
+/// documentation. Identical to [`to_canonical_json`] wherever that one succeeds.
+pub fn to_jcs(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    // Infallible: in this mode every number has an encoding.
+    let _ = write_value(value, &mut out, Numbers::Jcs);
+    out
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>, numbers: Numbers) -> Result<(), CanonicalError> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                if u > MAX_SAFE_INTEGER {
-                    return Err(CanonicalError::OutOfRange(n.to_string()));
+            let safe = n
+                .as_u64()
+                .map(|u| u <= MAX_SAFE_INTEGER)
+                .or_else(|| n.as_i64().map(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER));
+            match (safe, numbers) {
+                (Some(true), _) => out.extend_from_slice(n.to_string().as_bytes()),
+                (_, Numbers::Jcs) => {
+                    // serde_json holds every number as u64, i64 or a finite f64.
+                    let double = n.as_f64().unwrap_or(0.0);
+                    out.extend_from_slice(ryu_js::Buffer::new().format(double).as_bytes());
                 }
-                out.extend_from_slice(u.to_string().as_bytes());
-            } else if let Some(i) = n.as_i64() {
-                if i.unsigned_abs() > MAX_SAFE_INTEGER {
-                    return Err(CanonicalError::OutOfRange(n.to_string()));
+                (Some(false), Numbers::SafeIntegers) => {
+                    return Err(CanonicalError::OutOfRange(n.to_string()))
                 }
-                out.extend_from_slice(i.to_string().as_bytes());
-            } else {
-                return Err(CanonicalError::NotAnInteger(n.to_string()));
+                (None, Numbers::SafeIntegers) => {
+                    return Err(CanonicalError::NotAnInteger(n.to_string()))
+                }
             }
         }
         Value::String(s) => write_string(s, out),
@@ -83,16 +117,20 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(item, out)?;
+                write_value(item, out, numbers)?;
             }
             out.push(b']');
         }
-        Value::Object(map) => write_object(map, out)?,
+        Value::Object(map) => write_object(map, out, numbers)?,
     }
     Ok(())
 }
 
-fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+fn write_object(
+    map: &Map<String, Value>,
+    out: &mut Vec<u8>,
+    numbers: Numbers,
+) -> Result<(), CanonicalError> {
     let mut members: Vec<(&String, &Value)> = map.iter().collect();
     members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
     out.push(b'{');
@@ -102,7 +140,7 @@ fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), Canon
         }
         write_string(key, out);
         out.push(b':');
-        write_value(value, out)?;
+        write_value(value, out, numbers)?;
     }
     out.push(b'}');
     Ok(())
@@ -144,6 +182,44 @@ mod tests {
 
     fn enc(v: &Value) -> String {
         String::from_utf8(to_canonical_json(v).unwrap()).unwrap()
+    }
+
+    /// RFC 8785 §3.2.3's example, and number serialisations of its Appendix B and §3.2.2.3.
+    #[test]
+    fn jcs_matches_rfc8785() {
+        let input = r#"{
+          "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+          "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+          "literals": [null, true, false]
+        }"#;
+        let v: Value = serde_json::from_str(input).unwrap();
+        assert_eq!(
+            String::from_utf8(to_jcs(&v)).unwrap(),
+            r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
+        );
+        for (number, expected) in [
+            ("0", "0"),
+            ("-0.0", "0"),
+            ("250.0", "250"),
+            ("5e-324", "5e-324"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("9007199254740993", "9007199254740992"),
+            ("-9007199254740991", "-9007199254740991"),
+            ("1e21", "1e+21"),
+            ("999999999999999900000", "999999999999999900000"),
+            ("1e-7", "1e-7"),
+            ("0.000001", "0.000001"),
+            ("123e-20", "1.23e-18"),
+        ] {
+            let v: Value = serde_json::from_str(number).unwrap();
+            assert_eq!(String::from_utf8(to_jcs(&v)).unwrap(), expected, "{number}");
+        }
+        // Where the strict encoding succeeds, the two agree.
+        let v = json!({"b": [1, -2, "x\u{1}"], "a": {"é": null, "z": true}});
+        assert_eq!(to_jcs(&v), to_canonical_json(&v).unwrap());
+        // And the strict one still refuses what it refused.
+        assert!(to_canonical_json(&json!(2.5)).is_err());
+        assert!(to_canonical_json(&json!(9007199254740993u64)).is_err());
     }
 
     #[test]

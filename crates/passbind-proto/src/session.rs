@@ -183,7 +183,8 @@ pub struct SessionView {
     /// authentication or step-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
-    /// Step-up flows: hex SHA-256 of the canonical JSON of the transaction context. The WebAuthn
+    /// Step-up flows: hex SHA-256 of the transaction context in RFC 8785 canonical JSON (keys
+    /// sorted, no whitespace, numbers as JavaScript writes them: `250.0` is `250`). The WebAuthn
     /// challenge is `SHA-256("passbind/step-up/v1" 0x00 nonce transaction_context_hash)`, so
     /// the signed assertion commits to the approved transaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]

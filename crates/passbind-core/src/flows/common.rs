@@ -16,43 +16,13 @@ use zeroize::Zeroizing;
 /// The failure kind that counts towards the step-up lockout.
 pub(crate) const FAILURE_STEP_UP: &str = "step_up_biometric";
 
-/// Canonical JSON: object keys sorted, no whitespace. Used to hash transaction contexts so
-/// that the same context always yields the same hash whatever its key order.
+/// Canonical JSON of a transaction context: RFC 8785 (JSON Canonicalization Scheme), so that
+/// the same context yields the same hash whatever its key order, whitespace or number spelling
+/// (`250.0` and `250` are one number), and any RFC 8785 library reproduces it, in JavaScript
+/// too (see [`passbind_audit::canonical::to_jcs`]).
 pub fn canonical_json(v: &serde_json::Value) -> String {
-    fn write(v: &serde_json::Value, out: &mut String) {
-        match v {
-            serde_json::Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::String((*k).clone()).to_string());
-                    out.push(':');
-                    if let Some(x) = m.get(*k) {
-                        write(x, out);
-                    }
-                }
-                out.push('}');
-            }
-            serde_json::Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut out = String::new();
-    write(v, &mut out);
-    out
+    // RFC 8785 output is UTF-8 by construction.
+    String::from_utf8(passbind_audit::canonical::to_jcs(v)).unwrap_or_default()
 }
 
 /// `SHA-256(canonical JSON of the transaction context)`.
@@ -408,6 +378,7 @@ impl Engine {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -426,6 +397,26 @@ mod tests {
         assert_ne!(
             transaction_hash(&json!({"amount": 10})),
             transaction_hash(&json!({"amount": 11}))
+        );
+    }
+
+    /// The transaction hash is over RFC 8785: a number's spelling does not matter (what a
+    /// JavaScript integrator's `JSON.parse` + RFC 8785 library produces is what is hashed).
+    #[test]
+    fn number_spellings_hash_alike() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"amount":250.0,"currency":"EUR","fee":2.50}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"fee":2.5,"currency":"EUR","amount":250}"#).unwrap();
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"amount":250,"currency":"EUR","fee":2.5}"#
+        );
+        assert_eq!(transaction_hash(&a), transaction_hash(&b));
+        // `printf '%s' '{"amount":250,"currency":"EUR","fee":2.5}' | sha256sum`
+        assert_eq!(
+            hex::encode(transaction_hash(&a)),
+            "e66dbe02aa9ba5bfad8937e34f7d2d660156e28dbb5257273cf36302d2d29119"
         );
     }
 

@@ -280,3 +280,31 @@ async fn an_expired_step_up_cannot_complete(app: TestApp) {
     );
 }
 both_backends!(an_expired_step_up_cannot_complete);
+
+/// The transaction hash is over RFC 8785 canonical JSON: two spellings of one number, in any
+/// key order, are one context, over HTTP as in the core.
+async fn number_spellings_are_one_transaction(app: TestApp) {
+    register(&app, "ann", &Person::new(12), &Device::new()).await;
+    let mut hashes = Vec::new();
+    for body in [
+        r#"{"external_user_id":"ann","transaction_context":{"amount":250.0,"currency":"EUR"}}"#,
+        r#"{"transaction_context":{"currency":"EUR","amount":2.5e2},"external_user_id":"ann"}"#,
+        r#"{"external_user_id":"ann","transaction_context":{"amount":250,"currency":"EUR"}}"#,
+    ] {
+        let auth = format!("Bearer {}", app.api_key);
+        let r = app
+            .raw(
+                reqwest::Method::POST,
+                "/v1/step-ups",
+                Some(("application/json", body.as_bytes().to_vec())),
+                Some(&auth),
+            )
+            .await;
+        assert_eq!(r.0, 201, "{}", r.1);
+        hashes.push(r.1["transaction_context_hash"].as_str().unwrap().to_owned());
+    }
+    // `printf '%s' '{"amount":250,"currency":"EUR"}' | sha256sum`
+    let expected = "48f3d566a902815df4326eca26f5696c6b20ffac2c56715f0dcacf6eecae330a";
+    assert_eq!(hashes, vec![expected; 3]);
+}
+both_backends!(number_spellings_are_one_transaction);
