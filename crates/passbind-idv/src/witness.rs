@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use passbind_core::ports::{
-    IdvError, IdvProvider, RunOutcome, RunStatus, StartRun, StartedRun, WebhookEvent,
+    Clock, IdvError, IdvProvider, RunOutcome, RunStatus, StartRun, StartedRun, WebhookEvent,
 };
 use ring::signature::Ed25519KeyPair;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
 
@@ -35,6 +35,8 @@ pub struct WitnessConfig {
     pub timeout: Duration,
     /// Ed25519 seed that signs the bundles (Passbind's audit signing key).
     pub signing_seed: [u8; 32],
+    /// The time of the bundles (`issued_at`) and of the answers' signature check.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for WitnessConfig {
@@ -54,6 +56,7 @@ pub struct WitnessProvider {
     key_id: String,
     http: reqwest::Client,
     runs: Mutex<HashMap<String, (RunStatus, String)>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Checks `t=<unix>,v1=<hex>` over `body` with `secret` at time `now` (seconds).
@@ -86,13 +89,6 @@ pub fn sign_response(secret: &[u8], body: &[u8], now: i64) -> String {
     format!("t={now},v1={}", sign_sha2(secret, &signed))
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl WitnessProvider {
     pub fn new(cfg: WitnessConfig) -> Result<Self, crate::ConfigError> {
         if cfg.secret.len() < 16 {
@@ -120,7 +116,13 @@ impl WitnessProvider {
             key_id,
             http,
             runs: Mutex::new(HashMap::new()),
+            clock: cfg.clock,
         })
+    }
+
+    /// The injected clock, in Unix seconds.
+    fn unix_now(&self) -> i64 {
+        self.clock.now().div_euclid(1000)
     }
 
     /// A compact JWS (EdDSA) over the bundle.
@@ -163,7 +165,7 @@ impl WitnessProvider {
             return (RunStatus::Error, "unreadable".into());
         };
         let authentic = sig
-            .map(|s| verify_response_signature(self.secret.as_bytes(), &s, &bytes, unix_now()))
+            .map(|s| verify_response_signature(self.secret.as_bytes(), &s, &bytes, self.unix_now()))
             .unwrap_or(false);
         if !authentic {
             return (RunStatus::Error, "bad_signature".into());
@@ -204,7 +206,7 @@ impl IdvProvider for WitnessProvider {
             "session_id": req.session_id,
             "trace_id": req.session_id,
             "customer_user_ref": req.customer_user_ref,
-            "issued_at": unix_now(),
+            "issued_at": self.unix_now(),
             "identity": { "kind": "witness", "user_ref": req.customer_user_ref },
         });
         let jws = self.sign_bundle(&bundle);

@@ -798,3 +798,71 @@ async fn the_client_refuses_a_run_answered_for_another_id_or_without_sdk_token()
         .await;
     assert!(matches!(r, Err(IdvError::Malformed(_))), "{r:?}");
 }
+
+/// Witness mode reads time only from the injected clock: the bundle's `issued_at` is the
+/// clock's, and an answer signed at that time is fresh for it (and stale for a clock an hour
+/// later), whatever the system clock says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_time_comes_from_the_clock() {
+    use base64::Engine as _;
+    use passbind_idv::witness::{sign_response, WitnessConfig, WitnessProvider};
+    const SECRET: &str = "witness-secret-0123456789";
+    const THEN: i64 = 1_700_000_000; // 2023-11-14, long before the system clock
+    struct Fixed(i64);
+    impl passbind_core::ports::Clock for Fixed {
+        fn now(&self) -> passbind_core::model::Millis {
+            self.0 * 1000
+        }
+    }
+    let bundles = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let seen = Arc::clone(&bundles);
+    let app = Router::new().route(
+        "/",
+        post(move |Json(req): Json<Value>| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let jws = req["bundle"].as_str().unwrap().to_owned();
+                let payload: Value = serde_json::from_slice(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(jws.split('.').nth(1).unwrap())
+                        .unwrap(),
+                )
+                .unwrap();
+                let out = json!({"run_id": payload["run_id"], "decision": "approve"}).to_string();
+                seen.lock().unwrap().push(payload);
+                let sig = sign_response(SECRET.as_bytes(), out.as_bytes(), THEN);
+                (
+                    [(passbind_idv::witness::RESPONSE_SIGNATURE_HEADER, sig)],
+                    out,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let witness = |now: i64| {
+        WitnessProvider::new(WitnessConfig {
+            url: url.clone(),
+            secret: SECRET.into(),
+            timeout: Duration::from_secs(5),
+            signing_seed: [9; 32],
+            clock: Arc::new(Fixed(now)),
+        })
+        .unwrap()
+    };
+    let start = || passbind_core::ports::StartRun {
+        purpose: IdvPurpose::StepUp,
+        session_id: "stp_1".into(),
+        customer_user_ref: "ref".into(),
+        biometric_token: None,
+        custom_data: Default::default(),
+    };
+    for (now, expected) in [(THEN, RunStatus::Approved), (THEN + 3600, RunStatus::Error)] {
+        let w = witness(now);
+        let run = w.start_run(start()).await.unwrap();
+        let outcome = w.fetch_run(&run.run_id).await.unwrap();
+        assert_eq!(outcome.status, expected, "clock at {now}");
+        assert_eq!(bundles.lock().unwrap().last().unwrap()["issued_at"], now);
+    }
+}

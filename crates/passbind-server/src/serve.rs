@@ -396,6 +396,7 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
                     .unwrap_or_default(),
                 timeout: Duration::from_millis(settings.witness_timeout_ms),
                 signing_seed: *keys.audit_seed,
+                clock: Arc::new(SystemClock),
             })
             .map_err(|e| anyhow::anyhow!("witness mode: {e}"))?,
         ),
