@@ -13,4 +13,4 @@ pub mod rp;
 pub mod serve;
 
 pub use config::Settings;
-pub use serve::{start, RunningServer};
+pub use serve::{start, start_with_clock, RunningServer};

@@ -342,6 +342,16 @@ pub async fn open_store(s: &Settings) -> anyhow::Result<SqlStore> {
 /// Starts the server. `store` replaces the database named by the settings (tests use it to
 /// hand in an isolated PostgreSQL schema).
 pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Result<RunningServer> {
+    start_with_clock(settings, store, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with the clock the engine (and witness mode) read: session expiry, secrets'
+/// lifetimes, audit times. Tests pass one they can move forward instead of sleeping.
+pub async fn start_with_clock(
+    settings: Settings,
+    store: Option<SqlStore>,
+    clock: Arc<dyn passbind_core::ports::Clock>,
+) -> anyhow::Result<RunningServer> {
     check_settings(&settings)?;
     if settings.mode == Mode::Dev || settings.database_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir)
@@ -396,7 +406,7 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
                     .unwrap_or_default(),
                 timeout: Duration::from_millis(settings.witness_timeout_ms),
                 signing_seed: *keys.audit_seed,
-                clock: Arc::new(SystemClock),
+                clock: Arc::clone(&clock),
             })
             .map_err(|e| anyhow::anyhow!("witness mode: {e}"))?,
         ),
@@ -421,7 +431,7 @@ pub async fn start(settings: Settings, store: Option<SqlStore>) -> anyhow::Resul
     let engine = Arc::new(
         Engine::new(
             store.clone(),
-            Arc::new(SystemClock),
+            clock,
             Arc::new(SystemRng::new()),
             vec![provider],
             rp,

@@ -7,6 +7,8 @@ use passbind_sdk::client::CoreClient;
 use passbind_sdk::device::{Device, Person};
 use passbind_server::{RunningServer, Settings};
 use serde_json::Value;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs a test body once on SQLite and once on PostgreSQL.
@@ -49,6 +51,32 @@ pub struct TestApp {
     pub shared_store: Option<passbind_store::SqlStore>,
     /// The first configured WebAuthn origin, if the test configured any.
     configured_origin: Option<String>,
+    /// The server's clock: the system's, moved forward by [`TestClock::advance`].
+    pub clock: Arc<TestClock>,
+}
+
+/// The system clock plus an offset a test moves forward: expiry is tested without sleeping.
+#[derive(Default)]
+pub struct TestClock {
+    offset_ms: AtomicI64,
+}
+
+impl TestClock {
+    /// Moves the server's time forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap();
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl passbind_core::ports::Clock for TestClock {
+    fn now(&self) -> passbind_core::model::Millis {
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        i64::try_from(system).unwrap() + self.offset_ms.load(Ordering::SeqCst)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -91,7 +119,10 @@ impl TestApp {
         tweak(&mut settings);
         let configured_origin = settings.rp_origins.first().cloned();
         let shared_store = store.clone();
-        let server = passbind_server::start(settings, store).await.unwrap();
+        let clock = Arc::new(TestClock::default());
+        let server = passbind_server::start_with_clock(settings, store, clock.clone())
+            .await
+            .unwrap();
         let base = server.base_url();
         let key = server
             .engine
@@ -111,6 +142,7 @@ impl TestApp {
             dir,
             shared_store,
             configured_origin,
+            clock,
         }
     }
 

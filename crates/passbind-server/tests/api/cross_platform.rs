@@ -206,7 +206,7 @@ async fn the_handoff_token_expires(app: TestApp) {
     let alice = Person::new(23);
     register(&app, "alice", &alice, &Device::new()).await;
     let s = open(&app, "alice").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_millis(1100));
     assert_error(
         &consume(&app, s["handoff"]["token"].as_str().unwrap()).await,
         410,

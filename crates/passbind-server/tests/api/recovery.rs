@@ -167,7 +167,7 @@ async fn continuation_races_and_expiry(app: TestApp) {
     let c = app
         .post_json(&format!("/v1/recoveries/{id}/continuation"), &json!({}))
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_millis(1100));
     assert_error(
         &app.post_json(
             "/v1/recoveries/exchange",

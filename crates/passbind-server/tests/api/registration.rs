@@ -350,7 +350,7 @@ async fn completion_is_refused_out_of_order(app: TestApp) {
         .submit_capture(opened.idv.as_ref().unwrap(), &person.face_capture(2))
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_millis(1100));
     let cred = device
         .authenticator
         .create(&app.origin(), opened.webauthn.as_ref().unwrap())

@@ -266,7 +266,7 @@ async fn an_expired_step_up_cannot_complete(app: TestApp) {
         .get(&app.origin(), &s["webauthn"])
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_millis(1100));
     let id = s["id"].as_str().unwrap();
     assert_error(
         &complete(&app, id, &assertion).await,
