@@ -194,6 +194,8 @@ impl Engine {
                     None,
                     json!({ "user": user_id, "kept": keep }),
                 ),
+                // Part of the erasure, which `user.erased` records.
+                Write::EraseCredentialLabels { .. } => {}
                 Write::RecordIdvEvent {
                     provider,
                     event_key,

@@ -230,6 +230,11 @@ pub enum Write {
         keep: Option<String>,
         at: Millis,
     },
+    /// Clears what the user gave their credentials (the device label, often a phone's name
+    /// with the owner's in it): part of erasure. No conflict.
+    EraseCredentialLabels {
+        user_id: String,
+    },
     /// Conflict `DuplicateIdvEvent` if this provider already recorded this event key.
     RecordIdvEvent {
         provider: String,

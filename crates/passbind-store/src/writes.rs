@@ -441,6 +441,13 @@ pub(crate) fn single(w: &Write) -> Result<Option<Single<'_>>, StoreError> {
                 OnZero::Fine,
             ),
         },
+        Write::EraseCredentialLabels { user_id } => Single::new(
+            "erase credential labels",
+            stmt!("UPDATE credentials SET device_label = NULL WHERE user_id = ?"),
+            args![user_id.as_str()],
+            DuplicateCredential,
+            OnZero::Fine,
+        ),
         Write::RecordIdvEvent {
             provider,
             event_key,

@@ -118,6 +118,9 @@ impl Engine {
                 keep: None,
                 at: now,
             },
+            Write::EraseCredentialLabels {
+                user_id: user.id.clone(),
+            },
             Write::MarkUserErased {
                 user_id: user.id.clone(),
                 at: now,

@@ -10,8 +10,10 @@ async fn read_revoke_erase(app: TestApp) {
     let alice = Person::new(41);
     register(&app, "alice", &alice, &Device::new()).await;
     register(&app, "alice", &alice, &Device::new()).await;
+    register(&app, "bob", &Person::new(42), &Device::new()).await;
     let u = app.get_json("/v1/users/alice").await;
     assert_eq!(u.0, 200, "{}", u.1);
+    assert_eq!(u.1["credentials"][0]["device_label"], "test phone");
     assert_eq!(u.1["has_biometric_reference"], true);
     assert_eq!(u.1["credentials"].as_array().unwrap().len(), 2);
     let text = u.1.to_string();
@@ -63,9 +65,22 @@ async fn read_revoke_erase(app: TestApp) {
         .unwrap()
         .iter()
         .all(|c| c["revoked_at"].is_string()));
+    // Nothing the user gave stays: the device labels (phone names carry owners' names) are
+    // gone from the view and from the stored rows; another user's stay.
+    assert!(r.1["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["device_label"].is_null()));
     let store = app.server.engine.store();
     let user = store.user_by_external_id("alice").await.unwrap().unwrap();
     assert!(store.ebt(&user.id).await.unwrap().is_none());
+    let rows = store.credentials_of_user(&user.id).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|c| c.device_label.is_none()), "{rows:?}");
+    let bob = store.user_by_external_id("bob").await.unwrap().unwrap();
+    let bobs = store.credentials_of_user(&bob.id).await.unwrap();
+    assert_eq!(bobs[0].device_label.as_deref(), Some("test phone"));
     assert_eq!(
         app.get_json(&format!("/v1/registrations/{}", live.id))
             .await
