@@ -28,6 +28,7 @@ pub struct SimulatorCapture {
 #[serde(deny_unknown_fields)]
 pub struct FaceCapture {
     /// Exactly [`TEMPLATE_DIMS`] finite values, not all zero.
+    #[serde(deserialize_with = "f32_values")]
     pub template: Vec<f32>,
     /// Whether the (simulated) liveness check passed.
     pub liveness: bool,
@@ -47,6 +48,7 @@ pub struct DocumentCapture {
     /// `YYYY-MM-DD`.
     pub date_of_birth: String,
     /// The face on the document: [`TEMPLATE_DIMS`] finite values, not all zero.
+    #[serde(deserialize_with = "f32_values")]
     pub face_template: Vec<f32>,
 }
 
@@ -203,6 +205,16 @@ impl DocumentCapture {
         }
         check_template("document.face_template", &self.face_template, errors);
     }
+}
+
+/// Template values as JSON numbers of any size: read as doubles and narrowed, so that a value
+/// beyond `f32` becomes infinite and is refused by validation with the field's name (a 422),
+/// whatever the JSON parser does with out-of-range `f32`s.
+fn f32_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+    let wide = Vec::<f64>::deserialize(d)?;
+    // Narrowing is the point: out-of-range values become infinite, and are refused.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(wide.into_iter().map(|v| v as f32).collect())
 }
 
 fn check_template(field: &str, template: &[f32], errors: &mut FieldErrors) {
