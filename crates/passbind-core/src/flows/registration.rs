@@ -36,6 +36,20 @@ impl Engine {
         actor: &Actor,
         req: OpenRegistration,
     ) -> Result<SessionView, CoreError> {
+        // First opens racing for one new user: the losers' commit of the user is refused (the
+        // external id is unique) and nothing of theirs is stored; each opens once more, now for
+        // the user that won, as an integrator would after a 409.
+        match self.open_registration_once(actor, &req).await {
+            Err(CoreError::Conflict) => self.open_registration_once(actor, &req).await,
+            other => other,
+        }
+    }
+
+    async fn open_registration_once(
+        &self,
+        actor: &Actor,
+        req: &OpenRegistration,
+    ) -> Result<SessionView, CoreError> {
         validate::external_user_id(&req.external_user_id)?;
         validate::short_text("display_name", req.display_name.as_deref(), 128)?;
         let custom_data = validate::custom_data(

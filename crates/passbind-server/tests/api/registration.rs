@@ -435,3 +435,39 @@ async fn a_tampered_attestation_is_refused(app: TestApp) {
     assert_eq!(r.0, 200, "{}", r.1);
 }
 both_backends!(a_tampered_attestation_is_refused);
+
+/// First opens racing for one new external id all succeed and join one user: the losers of
+/// the user's insert open again for the winner (nothing of theirs was stored), so every
+/// session's WebAuthn options carry the one user's handle.
+async fn racing_first_opens_join_one_user(app: TestApp) {
+    use base64::Engine as _;
+    let body = json!({"external_user_id": "new-user"});
+    let opens =
+        futures::future::join_all((0..8).map(|_| app.post_json("/v1/registrations", &body))).await;
+    for r in &opens {
+        assert_eq!(r.0, 201, "{}", r.1);
+    }
+    let store = app.server.engine.store();
+    let user = store
+        .user_by_external_id("new-user")
+        .await
+        .unwrap()
+        .unwrap();
+    let handle = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&user.user_handle);
+    for r in &opens {
+        assert_eq!(
+            r.1["webauthn"]["publicKey"]["user"]["id"],
+            handle.as_str(),
+            "{}",
+            r.1
+        );
+        let id = r.1["id"].as_str().unwrap();
+        let s = store.session(id).await.unwrap().unwrap();
+        assert_eq!(s.user_id, user.id);
+    }
+    assert_eq!(
+        store.sessions_of_user(&user.id, 100).await.unwrap().len(),
+        8
+    );
+}
+both_backends!(racing_first_opens_join_one_user);
