@@ -95,6 +95,8 @@ pub struct Engine {
     pub(crate) keys: Keys,
     pub(crate) config: EngineConfig,
     pub(crate) api_keys: crate::auth::ApiKeyCache,
+    /// Webhook refusals of callers that did not authenticate, summarised into the audit log.
+    pub(crate) webhook_refusals: crate::flows::idv_verdict::RefusalSummary,
 }
 
 impl Engine {
@@ -120,6 +122,7 @@ impl Engine {
             keys,
             config,
             api_keys: crate::auth::ApiKeyCache::default(),
+            webhook_refusals: Default::default(),
         })
     }
 

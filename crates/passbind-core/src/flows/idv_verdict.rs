@@ -44,6 +44,38 @@ pub fn classify(status: &RunStatus) -> Option<Result<(), IdvFailureReason>> {
     })
 }
 
+/// How often, at most, one reason of unauthenticated webhook refusals is written to the audit
+/// log (with the number of refusals it stands for).
+pub const REFUSAL_SUMMARY_MS: Millis = 60_000;
+
+/// (provider, reason) -> (start of the current interval, refusals not yet written).
+type RefusalCounts = std::collections::HashMap<(String, &'static str), (Millis, u64)>;
+
+/// Unauthenticated webhook refusals per provider and reason.
+#[derive(Debug, Default)]
+pub(crate) struct RefusalSummary {
+    counts: std::sync::Mutex<RefusalCounts>,
+}
+
+impl RefusalSummary {
+    /// Counts one refusal at `now`; returns the count to write when an event is due (the first
+    /// refusal of an interval, carrying those counted since the last event), else `None`.
+    fn count(&self, provider: &str, reason: &'static str, now: Millis) -> Option<u64> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = counts
+            .entry((provider.to_owned(), reason))
+            .or_insert((Millis::MIN, 0));
+        slot.1 += 1;
+        if now.saturating_sub(slot.0) >= REFUSAL_SUMMARY_MS {
+            let n = slot.1;
+            *slot = (now, 0);
+            Some(n)
+        } else {
+            None
+        }
+    }
+}
+
 impl Engine {
     /// Handles `POST /v1/webhooks/idv/{provider}`.
     ///
@@ -52,13 +84,22 @@ impl Engine {
     /// provider's retry or the reconciler ([`Engine::reconcile_pending`]) settles the session
     /// later. A delivery for a session that already has its verdict is settled without asking
     /// the provider again (a replay costs no outbound call).
-    /// Every delivery is recorded in the audit trail, valid or not.
+    ///
+    /// What reaches the audit trail: every authenticated delivery, one event each; a delivery
+    /// that fails authentication (`invalid_signature`), counted per reason and written as one
+    /// event per reason and [`REFUSAL_SUMMARY_MS`] with the count, so that a stranger cannot
+    /// grow the log one event per post; and nothing for an unknown provider (`404`): the
+    /// actor id of an event is always the name of a configured provider, never the URL's text.
     pub async fn handle_idv_webhook(
         &self,
         provider_name: &str,
         header: &(dyn Fn(&str) -> Option<String> + Sync),
         body: &[u8],
     ) -> Result<WebhookOutcome, CoreError> {
+        let Some(configured) = self.idv.keys().find(|k| k.as_str() == provider_name) else {
+            return Err(CoreError::UnknownIdvProvider(provider_name.to_owned()));
+        };
+        let provider_name = configured.as_str();
         let actor = Actor::new("idv_provider", provider_name);
         let r = self
             .handle_idv_webhook_inner(&actor, provider_name, header, body)
@@ -77,6 +118,20 @@ impl Engine {
                     }),
                 );
                 self.record_event(d).await;
+            }
+            Err(CoreError::InvalidSignature) => {
+                let reason = CoreError::InvalidSignature.code().as_str();
+                if let Some(count) = self
+                    .webhook_refusals
+                    .count(provider_name, reason, self.now())
+                {
+                    let mut d = self.audit_draft(&actor, "webhook.received", "refused", None);
+                    d.reason = Some(reason.to_owned());
+                    d.details
+                        .insert("unauthenticated".into(), serde_json::json!(true));
+                    d.details.insert("count".into(), serde_json::json!(count));
+                    self.record_event(d).await;
+                }
             }
             Err(e) => {
                 let mut d = self.audit_draft(&actor, "webhook.received", "refused", None);
@@ -288,5 +343,31 @@ impl Engine {
             session_id: s.id.clone(),
             passed,
         })
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_summarised_once_per_interval_with_their_count() {
+        let s = RefusalSummary::default();
+        let t = 1_700_000_000_000;
+        assert_eq!(s.count("simulator", "invalid_signature", t), Some(1));
+        for i in 1..250 {
+            assert_eq!(s.count("simulator", "invalid_signature", t + i), None);
+        }
+        // Another provider or reason has an interval of its own.
+        assert_eq!(s.count("onfido", "invalid_signature", t + 5), Some(1));
+        // The next event, an interval later, carries the 249 counted since and itself.
+        assert_eq!(
+            s.count("simulator", "invalid_signature", t + REFUSAL_SUMMARY_MS),
+            Some(250)
+        );
+        assert_eq!(
+            s.count("simulator", "invalid_signature", t + REFUSAL_SUMMARY_MS + 1),
+            None
+        );
     }
 }

@@ -91,7 +91,13 @@ async fn idv_webhook(
         Ok(WebhookOutcome::Ignored) => "ignored",
         Err(e) => {
             m.webhooks_rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(provider, code = e.code().as_str(), "webhook refused");
+            let code = e.code().as_str();
+            if matches!(e, passbind_core::CoreError::UnknownIdvProvider(_)) {
+                // The path's text is the caller's, not a configured name: not logged.
+                tracing::warn!(code, "webhook refused");
+            } else {
+                tracing::warn!(provider, code, "webhook refused");
+            }
             return Err(e.into());
         }
     };

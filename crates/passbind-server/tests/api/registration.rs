@@ -471,3 +471,53 @@ async fn racing_first_opens_join_one_user(app: TestApp) {
     );
 }
 both_backends!(racing_first_opens_join_one_user);
+
+/// Strangers cannot write the audit log through the webhook route: 250 posts with a bad
+/// signature give 250 `401`s and one summarising event (the rest are counted into the next
+/// one, at most one per minute), and a post to an unknown provider is a `404` that records
+/// nothing, so the path's text (a name, a passport number) never reaches the log.
+async fn webhook_strangers_do_not_grow_the_log(app: TestApp) {
+    let refused = |events: &Value| -> Vec<Value> {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event_type"] == "webhook.received" && e["outcome"] == "refused")
+            .cloned()
+            .collect()
+    };
+    let before = app.get_json("/v1/audit/events?limit=1000").await.1;
+    let body = webhook_body("00000000-0000-4000-8000-000000000001", "approved");
+    let forged = futures::future::join_all(
+        (0..250).map(|_| send_webhook(&app, &body, Some("t=1,v1=00".into()))),
+    )
+    .await;
+    for r in &forged {
+        assert_error(r, 401, "invalid_signature");
+    }
+    let planted = "Jane%20Doe%20P1234567";
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            &format!("/v1/webhooks/idv/{planted}"),
+            Some(("application/json", body.clone())),
+            None,
+        )
+        .await;
+    assert_error(&r, 404, "unknown_idv_provider");
+    let after = app.get_json("/v1/audit/events?limit=1000").await.1;
+    let new: Vec<Value> = refused(&after)
+        .into_iter()
+        .filter(|e| !refused(&before).contains(e))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0]["reason"], "invalid_signature");
+    assert_eq!(new[0]["details"]["count"], 1);
+    assert_eq!(new[0]["actor"]["id"], "simulator");
+    let text = after.to_string();
+    assert!(
+        !text.contains("Jane") && !text.contains("P1234567"),
+        "{text}"
+    );
+}
+both_backends!(webhook_strangers_do_not_grow_the_log);
