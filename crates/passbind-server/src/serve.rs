@@ -367,6 +367,20 @@ pub async fn start_with_clock(
             .migrate()
             .await
             .map_err(|e| anyhow::anyhow!("migrating the database: {e}"))?;
+    } else {
+        // Production never changes the schema itself (that is a step of its own, run once per
+        // release: `passbind migrate`, or the chart's migration job), and does not start on one
+        // older than it needs.
+        let pending = store
+            .pending_migrations()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the database schema version: {e}"))?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "the database lacks the migrations {pending:?} that this version needs: run \
+                 `passbind migrate` with the same PASSBIND_DATABASE_URL, then start again"
+            );
+        }
     }
     let backend = store.backend();
     let store = Arc::new(store);

@@ -215,6 +215,46 @@ impl SqlStore {
         }
     }
 
+    /// The versions of this binary's migrations that the database has not applied, oldest
+    /// first: all of them on an empty database, none on an up-to-date one. A production server
+    /// refuses to start while any is missing (`passbind migrate` applies them).
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let (migrator, table_exists) = match self.backend {
+            Backend::Sqlite => (
+                &SQLITE_MIGRATIONS,
+                "SELECT 1 AS present FROM sqlite_master \
+                 WHERE type = 'table' AND name = '_sqlx_migrations'",
+            ),
+            Backend::Postgres => (
+                &POSTGRES_MIGRATIONS,
+                "SELECT 1 AS present WHERE to_regclass('_sqlx_migrations') IS NOT NULL",
+            ),
+        };
+        let applied: Vec<i64> = if self
+            .rows("look for the migrations table", table_exists, Vec::new())
+            .await?
+            .is_empty()
+        {
+            Vec::new()
+        } else {
+            self.rows(
+                "read the applied migrations",
+                "SELECT version FROM _sqlx_migrations WHERE success = TRUE",
+                Vec::new(),
+            )
+            .await?
+            .iter()
+            .filter_map(|r| r.int(0))
+            .collect()
+        };
+        Ok(migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
+    }
+
     /// Closes the store: on PostgreSQL closes the pool (waits for the connections in use to be
     /// returned); on SQLite waits until every change queued before it is committed.
     pub async fn close(&self) {

@@ -48,6 +48,7 @@ on_both_backends!(
     ping_answers,
     empty_commit_is_a_no_op,
     migrations_are_idempotent,
+    pending_migrations_are_reported,
     // users
     user_insert_and_lookups,
     insert_user_duplicate_external_id,

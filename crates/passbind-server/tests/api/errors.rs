@@ -284,3 +284,43 @@ async fn production_mode_refuses_dev_shortcuts() {
         "no key was generated"
     );
 }
+
+/// Production never migrates the database itself, and does not start on a schema older than
+/// it needs: the message says what to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_an_unmigrated_database() {
+    use base64::Engine as _;
+    use passbind_server::config::{Mode, Secret};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("empty.db").display());
+    let store = passbind_store::connect(&url, Default::default())
+        .await
+        .unwrap();
+    let k = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    let mut s = passbind_server::Settings::for_tests(dir.path().to_path_buf(), None);
+    s.mode = Mode::Production;
+    s.public_url = Some("https://passbind.example.com".parse().unwrap());
+    s.rp_id = "example.com".into();
+    s.rp_origins = vec!["https://app.example.com".into()];
+    s.database_url = Some(Secret("postgres://db.example.invalid/passbind".into()));
+    s.idv_provider = "onfido".into();
+    s.onfido_api_token = Some(Secret("token-0123456789".into()));
+    s.onfido_webhook_token = Some(Secret("webhook-0123456789".into()));
+    s.registration_workflow_id = Some("00000000-0000-4000-8000-000000000001".into());
+    s.step_up_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
+    s.recovery_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
+    s.keyring = Some(Secret(format!("1:{}", k(1))));
+    s.user_ref_key = Some(Secret(k(2)));
+    s.audit_signing_key = Some(Secret(k(3)));
+    let err = format!(
+        "{:#}",
+        passbind_server::start(s, Some(store.clone()))
+            .await
+            .err()
+            .unwrap()
+    );
+    assert!(err.contains("run `passbind migrate`"), "{err}");
+    assert!(err.contains("[1, 2, 3, 4, 5, 6]"), "{err}");
+    // Nothing was created in it.
+    assert_eq!(store.pending_migrations().await.unwrap().len(), 6);
+}

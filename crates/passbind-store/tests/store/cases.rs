@@ -35,6 +35,13 @@ pub async fn empty_commit_is_a_no_op(s: SqlStore) {
     s.commit(Vec::new()).await.unwrap();
 }
 
+/// A migrated store lacks none; one whose record of a migration is gone lacks exactly that one.
+pub async fn pending_migrations_are_reported(s: SqlStore) {
+    assert_eq!(s.pending_migrations().await.unwrap(), Vec::<i64>::new());
+    raw(&s, "DELETE FROM _sqlx_migrations WHERE version = 6").await;
+    assert_eq!(s.pending_migrations().await.unwrap(), vec![6]);
+}
+
 pub async fn migrations_are_idempotent(s: SqlStore) {
     let u = with_user(&s, 1).await;
     s.migrate().await.unwrap();

@@ -75,7 +75,13 @@ async fn creates_a_missing_file_with_the_pragmas() {
     .unwrap();
     assert!(path.exists());
     assert_eq!(s.backend(), "sqlite");
+    // Nothing applied yet: every migration is pending.
+    assert_eq!(
+        s.pending_migrations().await.unwrap(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
     s.migrate().await.unwrap();
+    assert!(s.pending_migrations().await.unwrap().is_empty());
     assert_eq!(pragma_text(&s, "PRAGMA journal_mode").await, "wal");
     assert_eq!(pragma_int(&s, "PRAGMA foreign_keys").await, 1);
     assert_eq!(pragma_int(&s, "PRAGMA synchronous").await, 1); // NORMAL
