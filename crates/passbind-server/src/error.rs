@@ -108,6 +108,33 @@ where
     }
 }
 
+/// The body of an operation that takes none: nothing, or the empty JSON object `{}`. Anything
+/// else is refused as [`ApiJson`] refuses it (`415`, `413`, `malformed_json`, or
+/// `validation_failed` for members), instead of being ignored.
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Empty {}
+        let has_type = req.headers().contains_key(header::CONTENT_TYPE);
+        let (parts, body) = req.into_parts();
+        let bytes = bytes::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(body_rejection)?;
+        if bytes.is_empty() && !has_type {
+            return Ok(NoBody);
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        ApiJson::<Empty>::from_request(req, state)
+            .await
+            .map(|_| NoBody)
+    }
+}
+
 /// Parses JSON into `T` with the envelope's codes: `malformed_json` when the bytes are not JSON
 /// at all, `validation_failed` when they are JSON of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -398,6 +398,40 @@ async fn setup_link_works_once_then_passkey_sign_in(app: TestApp) {
     )
     .await;
     assert_eq!(inv.0, 201, "{}", inv.1);
+    // The invitation takes no body: nothing or `{}`; anything else is refused, not ignored.
+    for (content_type, body, status, code) in [
+        ("application/json", "{", 400, "malformed_json"),
+        (
+            "application/json",
+            r#"{"role":"admin"}"#,
+            400,
+            "validation_failed",
+        ),
+        ("text/plain", "hello", 415, "unsupported_media_type"),
+    ] {
+        let resp = app
+            .http
+            .post(format!("{}{M}/operators/invitations", app.base))
+            .header("cookie", &op2.cookie)
+            .header("x-csrf-token", &op2.csrf)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let got = (resp.status().as_u16(), resp.json::<Value>().await.unwrap());
+        crate::common::assert_error(&got, status, code);
+    }
+    let empty = call(
+        &app,
+        Some(&op2),
+        true,
+        Method::POST,
+        "/operators/invitations",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(empty.0, 201, "{}", empty.1);
     let url = inv.1["setup_url"].as_str().unwrap();
     let bob_token = url.split("#token=").nth(1).unwrap();
     let bob = enrol_with(&app, bob_token, "bob", &Device::new()).await;
@@ -433,8 +467,9 @@ async fn setup_link_works_once_then_passkey_sign_in(app: TestApp) {
     assert_eq!(enrolled[0]["actor_id"], "local:bob");
     assert_eq!(events(&app, &op2, "operator.signed_in").await.len(), 4);
     audited_by(&app, &op2, "local:alice", "operator.signed_out").await;
+    // Three links, and the one asked for with `{}`; none for the refused bodies.
     let issued = events(&app, &op2, "operator.setup_link_issued").await;
-    assert_eq!(issued.len(), 3);
+    assert_eq!(issued.len(), 4);
     assert_eq!(issued.last().unwrap()["actor_kind"], "system");
     // No secret in the log: neither the setup token nor the cookie.
     let export = app

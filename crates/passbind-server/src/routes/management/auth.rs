@@ -305,10 +305,19 @@ async fn sign_out(State(st): State<AppState>, op: OperatorSession) -> Result<Res
 
 /// A one-time setup link with which another operator enrols a passkey.
 #[utoipa::path(post, path = "/api/management/v1/operators/invitations", tag = "management",
+    request_body(content = Option<Object>, content_type = "application/json",
+        description = "none, or the empty object `{}`"),
     responses((status = 201, body = InvitationView),
+        (status = 400, description = "malformed_json, validation_failed: a body other than `{}`", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
-        (status = 403, description = "forbidden: missing CSRF token", body = ErrorBody)))]
-async fn invite(State(st): State<AppState>, op: OperatorSession) -> Result<Response, ApiError> {
+        (status = 403, description = "forbidden: missing CSRF token", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: a body that is not application/json", body = ErrorBody)))]
+async fn invite(
+    State(st): State<AppState>,
+    op: OperatorSession,
+    _: crate::error::NoBody,
+) -> Result<Response, ApiError> {
     let m = &st.options.management;
     let t = m.operators.issue_setup_token(Some(&op.identity)).await?;
     let body = InvitationView {
