@@ -135,6 +135,38 @@ impl<S: Send + Sync> FromRequest<S> for NoBody {
     }
 }
 
+/// The query of an operation that takes no parameters: an empty one. A parameter is refused
+/// (`400 validation_failed`, naming it) rather than ignored, so that a caller who believes it
+/// filters or pages (`?limit=5`, `?since=...`) learns that it does not.
+pub struct NoQuery;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.uri.query().filter(|q| !q.is_empty()) {
+            None => Ok(NoQuery),
+            Some(q) => {
+                let name: String = q
+                    .split(['&', '='])
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(64)
+                    .collect();
+                Err(ApiError::new(
+                    ErrorCode::ValidationFailed,
+                    "this operation takes no query parameters",
+                )
+                .with_details(serde_json::json!({ "field": "query", "parameter": name })))
+            }
+        }
+    }
+}
+
 /// Parses JSON into `T` with the envelope's codes: `malformed_json` when the bytes are not JSON
 /// at all, `validation_failed` when they are JSON of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

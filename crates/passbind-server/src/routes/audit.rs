@@ -79,8 +79,13 @@ async fn events(
 /// The whole log and its checkpoints as JSON Lines (`passbind-audit/v1`), for
 /// `passbind audit verify` or any independent verifier.
 #[utoipa::path(get, path = "/v1/audit/export", tag = "audit", security(("api_key" = [])),
-    responses((status = 200, content_type = "application/x-ndjson", body = String)))]
-async fn export(State(st): State<AppState>, key: ApiKey) -> Result<impl IntoResponse, ApiError> {
+    responses((status = 200, content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "validation_failed: a query parameter (it takes none)", body = ErrorBody)))]
+async fn export(
+    State(st): State<AppState>,
+    key: ApiKey,
+    _: crate::error::NoQuery,
+) -> Result<impl IntoResponse, ApiError> {
     key.require(SCOPE_AUDIT)?;
     let text = st.engine.export_audit_log().await?;
     Ok((
@@ -97,10 +102,12 @@ async fn export(State(st): State<AppState>, key: ApiKey) -> Result<impl IntoResp
 
 /// Every signed checkpoint (tree size, Merkle root, time), oldest first.
 #[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit", security(("api_key" = [])),
-    responses((status = 200, body = [Object])))]
+    responses((status = 200, body = [Object]),
+        (status = 400, description = "validation_failed: a query parameter (it takes none)", body = ErrorBody)))]
 async fn checkpoints(
     State(st): State<AppState>,
     key: ApiKey,
+    _: crate::error::NoQuery,
 ) -> Result<Json<Vec<passbind_audit::Checkpoint>>, ApiError> {
     key.require(SCOPE_AUDIT)?;
     Ok(Json(st.engine.audit_checkpoints().await?))

@@ -421,3 +421,22 @@ async fn pending_events_are_integrated_before_a_read(app: TestApp) {
 both_backends!(pending_events_are_integrated_before_a_read, |s| s
     .audit_integrate_ms =
     10_000);
+
+/// Operations that take no query parameters refuse one instead of ignoring it: a caller who
+/// believes it pages or filters (`?limit=-5`, `?since=abc`) learns that it does not.
+async fn parameterless_reads_refuse_parameters(app: TestApp) {
+    for path in [
+        "/v1/audit/checkpoints?limit=-5",
+        "/v1/audit/export?since=abc",
+        "/v1/audit/export?x",
+    ] {
+        let r = app.get_json(path).await;
+        assert_error(&r, 400, "validation_failed");
+        assert_eq!(r.1["error"]["details"]["field"], "query", "{}", r.1);
+    }
+    assert_eq!(app.get_json("/v1/audit/checkpoints").await.0, 200);
+    assert_eq!(app.get_json("/v1/audit/checkpoints?").await.0, 200);
+    let r = app.get_json("/v1/audit/checkpoints?limit=5").await;
+    assert_eq!(r.1["error"]["details"]["parameter"], "limit", "{}", r.1);
+}
+both_backends!(parameterless_reads_refuse_parameters);
