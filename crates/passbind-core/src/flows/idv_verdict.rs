@@ -96,7 +96,7 @@ impl Engine {
         header: &(dyn Fn(&str) -> Option<String> + Sync),
         body: &[u8],
     ) -> Result<WebhookOutcome, CoreError> {
-        let Some(configured) = self.idv.keys().find(|k| k.as_str() == provider_name) else {
+        let Some((configured, _)) = self.idv.get_key_value(provider_name) else {
             return Err(CoreError::UnknownIdvProvider(provider_name.to_owned()));
         };
         let provider_name = configured.as_str();

@@ -2,7 +2,7 @@
 //! proofs, identity proofs, verification of a tampered database, concurrent replicas.
 
 use crate::both_backends;
-use crate::common::{assert_error, register, user_credentials, TestApp};
+use crate::common::{assert_error, register, share_keys, user_credentials, TestApp};
 use passbind_audit::merkle;
 use passbind_sdk::device::{Device, Person};
 use serde_json::{json, Value};
@@ -11,7 +11,7 @@ fn hash(hex_str: &str) -> [u8; 32] {
     passbind_audit::event::parse_hash_hex(hex_str).unwrap()
 }
 
-async fn public_key(app: &TestApp) -> [u8; 32] {
+pub(crate) async fn public_key(app: &TestApp) -> [u8; 32] {
     let r = app
         .raw(reqwest::Method::GET, "/v1/audit/public-key", None, None)
         .await;
@@ -25,13 +25,13 @@ async fn events(app: &TestApp, query: &str) -> Vec<Value> {
     r.1.as_array().unwrap().clone()
 }
 
-async fn checkpoint(app: &TestApp) -> Value {
+pub(crate) async fn checkpoint(app: &TestApp) -> Value {
     let r = app.post_json("/v1/audit/checkpoints", &json!({})).await;
     assert_eq!(r.0, 200, "{}", r.1);
     r.1["checkpoint"].clone()
 }
 
-async fn export(app: &TestApp) -> String {
+pub(crate) async fn export(app: &TestApp) -> String {
     let resp = app
         .http
         .get(format!("{}/v1/audit/export", app.base))
@@ -342,16 +342,9 @@ both_backends!(a_tampered_database_is_detected);
 /// verifiable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_replicas_keep_one_gap_free_log() {
-    use base64::Engine as _;
     let store = passbind_store::testing::fresh_postgres().await;
-    let k = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
-    let shared = move |s: &mut passbind_server::Settings| {
-        s.keyring = Some(passbind_server::config::Secret(format!("1:{}", k(1))));
-        s.user_ref_key = Some(passbind_server::config::Secret(k(2)));
-        s.audit_signing_key = Some(passbind_server::config::Secret(k(3)));
-    };
-    let a = TestApp::start_with_store(shared, Some(store.clone())).await;
-    let b = TestApp::start_with_store(shared, Some(store)).await;
+    let a = TestApp::start_with_store(share_keys, Some(store.clone())).await;
+    let b = TestApp::start_with_store(share_keys, Some(store)).await;
     let mut work = Vec::new();
     for i in 0..6u64 {
         let app = if i % 2 == 0 { &a } else { &b };

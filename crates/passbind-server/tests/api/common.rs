@@ -242,6 +242,16 @@ impl TestApp {
     }
 }
 
+/// Fixed keys for replicas of one database (each test replica has its own data directory, so
+/// it would otherwise generate keys of its own).
+pub fn share_keys(s: &mut Settings) {
+    use base64::Engine as _;
+    let k = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    s.keyring = Some(passbind_server::config::Secret(format!("1:{}", k(1))));
+    s.user_ref_key = Some(passbind_server::config::Secret(k(2)));
+    s.audit_signing_key = Some(passbind_server::config::Secret(k(3)));
+}
+
 /// Asserts an error envelope with the given status and code.
 pub fn assert_error(resp: &(u16, Value), status: u16, code: &str) {
     assert_eq!(resp.0, status, "body: {}", resp.1);

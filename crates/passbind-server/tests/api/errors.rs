@@ -242,10 +242,26 @@ async fn operations_endpoints() {
     assert!(metrics.contains("status=\"404\""), "{metrics}");
 }
 
+/// Everything production needs but its keys: public URL, RP id and https origin, a database
+/// URL, Onfido with its tokens and workflows.
+fn production_settings_but_keys(s: &mut passbind_server::Settings) {
+    use passbind_server::config::Secret;
+    s.public_url = Some("https://passbind.example.com".parse().unwrap());
+    s.rp_id = "example.com".into();
+    s.rp_origins = vec!["https://app.example.com".into()];
+    s.database_url = Some(Secret("postgres://db.example.invalid/passbind".into()));
+    s.idv_provider = "onfido".into();
+    s.onfido_api_token = Some(Secret("token-0123456789".into()));
+    s.onfido_webhook_token = Some(Secret("webhook-0123456789".into()));
+    s.registration_workflow_id = Some("00000000-0000-4000-8000-000000000001".into());
+    s.step_up_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
+    s.recovery_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
+}
+
 /// Production mode refuses the development shortcuts, naming every problem.
 #[tokio::test]
 async fn production_mode_refuses_dev_shortcuts() {
-    use passbind_server::config::{Mode, Secret};
+    use passbind_server::config::Mode;
     let dir = tempfile::tempdir().unwrap();
     let mut s = passbind_server::Settings::for_tests(dir.path().to_path_buf(), None);
     s.mode = Mode::Production;
@@ -264,16 +280,7 @@ async fn production_mode_refuses_dev_shortcuts() {
         assert!(err.contains(expected), "{expected:?} not in {err}");
     }
     // Everything else right, but no configured keys: generated keys are refused.
-    s.public_url = Some("https://passbind.example.com".parse().unwrap());
-    s.rp_id = "example.com".into();
-    s.rp_origins = vec!["https://app.example.com".into()];
-    s.database_url = Some(Secret("postgres://db.example.invalid/passbind".into()));
-    s.idv_provider = "onfido".into();
-    s.onfido_api_token = Some(Secret("token-0123456789".into()));
-    s.onfido_webhook_token = Some(Secret("webhook-0123456789".into()));
-    s.registration_workflow_id = Some("00000000-0000-4000-8000-000000000001".into());
-    s.step_up_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
-    s.recovery_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
+    production_settings_but_keys(&mut s);
     let err = format!("{:#}", passbind_server::start(s, None).await.err().unwrap());
     assert!(
         err.contains("production mode needs PASSBIND_KEYRING, PASSBIND_USER_REF_KEY and PASSBIND_AUDIT_SIGNING_KEY"),
@@ -289,29 +296,16 @@ async fn production_mode_refuses_dev_shortcuts() {
 /// it needs: the message says what to run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_refuses_an_unmigrated_database() {
-    use base64::Engine as _;
-    use passbind_server::config::{Mode, Secret};
+    use passbind_server::config::Mode;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("empty.db").display());
     let store = passbind_store::connect(&url, Default::default())
         .await
         .unwrap();
-    let k = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
     let mut s = passbind_server::Settings::for_tests(dir.path().to_path_buf(), None);
     s.mode = Mode::Production;
-    s.public_url = Some("https://passbind.example.com".parse().unwrap());
-    s.rp_id = "example.com".into();
-    s.rp_origins = vec!["https://app.example.com".into()];
-    s.database_url = Some(Secret("postgres://db.example.invalid/passbind".into()));
-    s.idv_provider = "onfido".into();
-    s.onfido_api_token = Some(Secret("token-0123456789".into()));
-    s.onfido_webhook_token = Some(Secret("webhook-0123456789".into()));
-    s.registration_workflow_id = Some("00000000-0000-4000-8000-000000000001".into());
-    s.step_up_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
-    s.recovery_workflow_id = Some("00000000-0000-4000-8000-000000000002".into());
-    s.keyring = Some(Secret(format!("1:{}", k(1))));
-    s.user_ref_key = Some(Secret(k(2)));
-    s.audit_signing_key = Some(Secret(k(3)));
+    production_settings_but_keys(&mut s);
+    crate::common::share_keys(&mut s);
     let err = format!(
         "{:#}",
         passbind_server::start(s, Some(store.clone()))

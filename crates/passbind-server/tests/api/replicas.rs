@@ -5,7 +5,8 @@
 //! the others get the flow's stable error. Afterwards the log the replicas wrote together
 //! verifies, with every checkpoint larger and later than the one before it.
 
-use crate::common::{open_req, register, verified_session, TestApp};
+use crate::audit::{checkpoint, export, public_key};
+use crate::common::{open_req, register, share_keys, verified_session, TestApp};
 use passbind_proto::registration::CompleteRegistration;
 use passbind_proto::session::SessionState;
 use passbind_sdk::device::{Device, Person};
@@ -20,13 +21,9 @@ const ROUNDS: usize = 10;
 const ORIGIN: &str = "http://localhost:8443";
 
 async fn replicas() -> Vec<TestApp> {
-    use base64::Engine as _;
     let store = passbind_store::testing::fresh_postgres().await;
-    let k = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
-    let shared = move |s: &mut passbind_server::Settings| {
-        s.keyring = Some(passbind_server::config::Secret(format!("1:{}", k(1))));
-        s.user_ref_key = Some(passbind_server::config::Secret(k(2)));
-        s.audit_signing_key = Some(passbind_server::config::Secret(k(3)));
+    let shared = |s: &mut passbind_server::Settings| {
+        share_keys(s);
         s.rp_origins = vec![ORIGIN.to_owned()];
         // Every replica signs checkpoints on its own, often: they must still never go back.
         s.audit_checkpoint_events = 20;
@@ -101,15 +98,8 @@ async fn background_load(
         assert_eq!(r.0, 200, "{}", r.1);
         done.fetch_add(1, Ordering::Relaxed);
         if i.is_multiple_of(4) {
-            let empty = json!({});
-            let signed = futures::future::join_all(
-                apps.iter()
-                    .map(|a| a.post_json("/v1/audit/checkpoints", &empty)),
-            )
-            .await;
-            for r in signed {
-                assert_eq!(r.0, 200, "{}", r.1);
-            }
+            // All at once (`checkpoint` asserts each 200).
+            futures::future::join_all(apps.iter().map(checkpoint)).await;
         }
         i += 1;
     }
@@ -291,26 +281,9 @@ async fn replicas_accept_each_single_use_secret_once_and_keep_one_log() {
 
     // Each replica signs once more; then one export holds everything, in order.
     for app in &apps {
-        let r = app.post_json("/v1/audit/checkpoints", &json!({})).await;
-        assert_eq!(r.0, 200, "{}", r.1);
+        checkpoint(app).await;
     }
-    let key = {
-        let r = apps[0]
-            .raw(reqwest::Method::GET, "/v1/audit/public-key", None, None)
-            .await;
-        passbind_audit::parse_public_key(r.1["public_key"].as_str().unwrap()).unwrap()
-    };
-    let export = apps[2]
-        .http
-        .get(format!("{}/v1/audit/export", apps[2].base))
-        .bearer_auth(&apps[2].api_key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let report = passbind_audit::verify_text(&export, &key);
+    let report = passbind_audit::verify_text(&export(&apps[2]).await, &public_key(&apps[0]).await);
     println!(
         "{} events and {} checkpoints from {REPLICAS} replicas verified",
         report.events_verified, report.checkpoints_verified
